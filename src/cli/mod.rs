@@ -1,0 +1,82 @@
+//! The command line: one module per verb. Parse first (no I/O), then act.
+//!
+//! Exit codes: 0 success (`status`: healthy); 1 `status`: degraded; 2 error (bad configuration,
+//! unreachable database, `status`: failing).
+
+pub mod check_config;
+pub mod log;
+pub mod run;
+pub mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_DEGRADED: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+/// The default configuration file of an installed service.
+pub const DEFAULT_CONFIG: &str = "/etc/dvc-bridge/dvc-bridge.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dvc-bridge",
+    version,
+    about = "Keeps Cổng DVCQG in sync with the city's and the ministries' procedure systems"
+)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(long, global = true, env = "DVC_BRIDGE_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+    /// Log output format (overrides `[log] format`).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (systemd Type=notify; SIGTERM stops it cleanly).
+    Run,
+    /// Validate the configuration, its descriptors, cutover table and secrets.
+    CheckConfig,
+    /// Per-source and delivery health (exit 0 healthy, 1 degraded, 2 failing).
+    Status(status::StatusArgs),
+    /// Read the sync log.
+    Log(log::LogArgs),
+}
+
+/// Set up tracing to stderr.
+pub fn init_tracing(level: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::CheckConfig => check_config::main(&cli.config),
+        Command::Status(ref a) => status::main(&cli.config, a),
+        Command::Log(ref a) => log::main(&cli.config, a),
+        Command::Run => run::main(&cli.config, cli.log_format),
+    };
+    ExitCode::from(code)
+}
+
+/// Print an error chain for a person and return the error exit code.
+pub fn fail(e: &anyhow::Error) -> u8 {
+    eprintln!("dvc-bridge: {e:#}");
+    EXIT_ERROR
+}

@@ -1,0 +1,41 @@
+//! `dvc-bridge run`: the daemon.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::{EXIT_ERROR, EXIT_OK, LogFormatArg};
+use crate::config::LogFormat;
+
+pub fn main(file: &Path, log_format: Option<LogFormatArg>) -> u8 {
+    let settings = match crate::config::load(file, true) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("dvc-bridge: the configuration has {} problem(s); nothing started:", errors.0.len());
+            for issue in &errors.0 {
+                eprintln!("  {issue}");
+            }
+            return EXIT_ERROR;
+        }
+    };
+    let json = match log_format {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
+        None => settings.config.log.format == LogFormat::Json,
+    };
+    super::init_tracing(&settings.config.log.level, json);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(&e.into()),
+    };
+    let result = rt.block_on(async {
+        let stop = crate::daemon::signal_stop()?;
+        crate::daemon::run(settings, stop, Arc::default()).await
+    });
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "dvc-bridge stopped on an error");
+            super::fail(&e)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `dvc-bridge status`: per-source and delivery health, read from the store while the daemon runs.
+
+use std::path::Path;
+
+use clap::Args;
+
+use super::{EXIT_DEGRADED, EXIT_ERROR, EXIT_OK};
+use crate::core::timefmt::display_time;
+use crate::store::report::{self, Overview};
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// One JSON object, for monitoring scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Health names by exit code.
+const HEALTH: [&str; 3] = ["healthy", "degraded", "failing"];
+
+/// A source failing this many polls in a row counts as failing, not degraded.
+const FAILING_AFTER: i64 = 3;
+
+/// 0 healthy, 1 degraded, 2 failing.
+pub fn health(o: &Overview) -> (u8, Vec<String>) {
+    let mut why = Vec::new();
+    let failing: Vec<&str> =
+        o.sources.iter().filter(|s| s.consecutive_errors >= FAILING_AFTER).map(|s| s.name.as_str()).collect();
+    if !o.sources.is_empty() && failing.len() == o.sources.len() {
+        why.push(format!("every source is failing: {}", failing.join(", ")));
+        return (EXIT_ERROR, why);
+    }
+    for s in &o.sources {
+        if s.consecutive_errors > 0 {
+            why.push(format!("source {} failed its last {} poll(s)", s.name, s.consecutive_errors));
+        }
+        if s.quarantined > 0 {
+            why.push(format!("source {} has {} quarantined record(s)", s.name, s.quarantined));
+        }
+    }
+    if o.delivery.parked > 0 {
+        why.push(format!("{} dossier(s) parked after a portal rejection", o.delivery.parked));
+    }
+    if o.conflicts > 0 {
+        why.push(format!("{} dossier(s) in conflict (status would regress)", o.conflicts));
+    }
+    (if why.is_empty() { EXIT_OK } else { EXIT_DEGRADED }, why)
+}
+
+fn when(t: &Option<String>) -> String {
+    t.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(display_time).unwrap_or_else(|| "never".into())
+}
+
+pub fn main(file: &Path, args: &StatusArgs) -> u8 {
+    let settings = match crate::config::load(file, false) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("dvc-bridge: configuration problems:\n{e}");
+            return EXIT_ERROR;
+        }
+    };
+    let overview = match crate::store::open_reader(&settings.db_path()).and_then(|c| Ok(report::overview(&c)?)) {
+        Ok(o) => o,
+        Err(e) => return super::fail(&e),
+    };
+    let (code, why) = health(&overview);
+    if args.json {
+        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview});
+        println!("{v}");
+        return code;
+    }
+    println!(
+        "{:<10} {:<9} {:<20} {:<20} {:>8} {:>6} {:>11}  last error",
+        "source", "kind", "last poll", "last success", "records", "errors", "quarantined"
+    );
+    for s in &overview.sources {
+        println!(
+            "{:<10} {:<9} {:<20} {:<20} {:>8} {:>6} {:>11}  {}",
+            s.name,
+            s.kind,
+            when(&s.last_poll_at),
+            when(&s.last_ok_at),
+            s.records,
+            s.poll_errors,
+            s.quarantined,
+            if s.consecutive_errors > 0 { s.last_error.clone().unwrap_or_default() } else { String::new() }
+        );
+    }
+    let d = &overview.delivery;
+    println!();
+    println!(
+        "delivery: {} queued (oldest {}), {} parked, {} progress steps waiting; portal holds {} live dossier(s), {} closed duplicate(s)",
+        d.queued,
+        when(&d.oldest_queued_at),
+        d.parked,
+        d.progress_unsent,
+        d.live_on_portal,
+        d.closed_duplicates
+    );
+    println!(
+        "dossiers: {} ({} in conflict); sync log entries: {}",
+        overview.dossiers, overview.conflicts, overview.log_entries
+    );
+    println!();
+    match why.is_empty() {
+        true => println!("health: healthy"),
+        false => {
+            println!("health: {}", HEALTH[code as usize]);
+            for w in &why {
+                println!("  - {w}");
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,105 @@
+//! Time as the rules see it.
+//!
+//! No rule reads the system clock directly: the daemon is handed a [`Clock`]. In production it is the
+//! system's; in the demo and the tests it is a [`SimClock`] that runs from a chosen start at a chosen
+//! speed, anchored to a real instant so that separate processes (the simulator and a daemon that a test
+//! kills and restarts) agree on "now" without talking to each other.
+
+use std::sync::Arc;
+
+use jiff::{Timestamp, tz::TimeZone};
+
+/// The time zone every Vietnamese civil-service time is expressed in.
+pub fn vn_tz() -> TimeZone {
+    // Bundled tzdb (jiff feature `tzdb-bundle-always`): works on hosts without /usr/share/zoneinfo.
+    TimeZone::get("Asia/Ho_Chi_Minh").unwrap_or_else(|_| TimeZone::fixed(jiff::tz::offset(7)))
+}
+
+/// A source of "now".
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> Timestamp;
+
+    /// How long, in real time, until the clock reads `t` (zero if already past).
+    fn real_until(&self, t: Timestamp) -> std::time::Duration;
+
+    /// What the clock will read after `real` of real time (retry schedules are stored in clock time).
+    fn after_real(&self, real: std::time::Duration) -> Timestamp {
+        let d = jiff::SignedDuration::try_from(real).unwrap_or(jiff::SignedDuration::MAX);
+        self.now().checked_add(d).unwrap_or_else(|_| self.now())
+    }
+}
+
+pub type SharedClock = Arc<dyn Clock>;
+
+/// The host's clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+
+    fn real_until(&self, t: Timestamp) -> std::time::Duration {
+        let d = t.duration_since(Timestamp::now());
+        d.try_into().unwrap_or_default()
+    }
+}
+
+/// A simulated clock: reads `start` at the real instant `anchor`, and advances `speed` times faster
+/// than real time from there.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimClock {
+    pub start: Timestamp,
+    pub anchor: Timestamp,
+    pub speed: f64,
+}
+
+impl SimClock {
+    /// A clock that reads `start` now and runs at `speed`.
+    pub fn starting_now(start: Timestamp, speed: f64) -> Self {
+        Self { start, anchor: Timestamp::now(), speed }
+    }
+
+    /// The simulated time at the real instant `real`.
+    pub fn at(&self, real: Timestamp) -> Timestamp {
+        let elapsed = real.duration_since(self.anchor).as_secs_f64() * self.speed;
+        let nanos = (elapsed * 1e9) as i128;
+        let span = jiff::SignedDuration::from_nanos_i128(nanos);
+        self.start.checked_add(span).unwrap_or(self.start)
+    }
+}
+
+impl Clock for SimClock {
+    fn now(&self) -> Timestamp {
+        self.at(Timestamp::now())
+    }
+
+    fn after_real(&self, real: std::time::Duration) -> Timestamp {
+        let sim = jiff::SignedDuration::from_secs_f64(real.as_secs_f64() * self.speed);
+        self.now().checked_add(sim).unwrap_or_else(|_| self.now())
+    }
+
+    fn real_until(&self, t: Timestamp) -> std::time::Duration {
+        let sim = t.duration_since(self.now()).as_secs_f64();
+        if sim <= 0.0 || self.speed <= 0.0 {
+            return std::time::Duration::ZERO;
+        }
+        std::time::Duration::from_secs_f64(sim / self.speed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sim_clock_runs_at_its_speed_from_its_anchor() {
+        let anchor: Timestamp = "2026-11-25T00:00:00Z".parse().unwrap();
+        let start: Timestamp = "2026-03-09T00:30:00Z".parse().unwrap();
+        let c = SimClock { start, anchor, speed: 60.0 };
+        let later = anchor.checked_add(jiff::SignedDuration::from_secs(10)).unwrap();
+        assert_eq!(c.at(later), "2026-03-09T00:40:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(c.at(anchor), start);
+    }
+}

@@ -1,0 +1,551 @@
+//! Typed configuration: one TOML file, then `DVC_BRIDGE__SECTION__KEY` environment overrides, then
+//! the adapter descriptors and the cutover table it names.
+//!
+//! Every problem is reported as file, key and reason, all at once (`check-config`), never as a bare
+//! serde message. The file is first read on its own with `toml` (errors carry the line), then layered
+//! with the environment through the `config` crate and deserialized through `serde_path_to_error`
+//! (the `config` crate's own errors lose the key: config-rs issue 532).
+
+pub mod secret;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::clock::{SharedClock, SimClock, SystemClock};
+use crate::core::cutover::CutoverTable;
+use crate::core::descriptor::{AuthSpec, Descriptor};
+pub use secret::SecretRef;
+
+/// The environment prefix for overrides: `DVC_BRIDGE__PORTAL__BATCH_SIZE=50`.
+pub const ENV_PREFIX: &str = "DVC_BRIDGE";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub paths: PathsConfig,
+    #[serde(default)]
+    pub clock: ClockConfig,
+    pub portal: PortalConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    pub sources: Vec<SourceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Folder holding the database (`dvc-bridge.db`) and the writer lease.
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Folder of adapter descriptors, relative to the configuration file.
+    #[serde(default = "default_adapters_dir")]
+    pub adapters_dir: PathBuf,
+    /// The cutover table, relative to the configuration file.
+    #[serde(default = "default_cutover_file")]
+    pub cutover_file: PathBuf,
+}
+
+fn default_adapters_dir() -> PathBuf {
+    PathBuf::from("../adapters")
+}
+fn default_cutover_file() -> PathBuf {
+    PathBuf::from("cutover.toml")
+}
+
+impl Default for PathsConfig {
+    fn default() -> Self {
+        Self { adapters_dir: default_adapters_dir(), cutover_file: default_cutover_file() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockMode {
+    #[default]
+    System,
+    Simulated,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    #[serde(default)]
+    pub mode: ClockMode,
+    /// Simulated: the time the clock reads at `anchor`.
+    pub start: Option<jiff::Timestamp>,
+    /// Simulated: the real instant at which the clock reads `start`.
+    pub anchor: Option<jiff::Timestamp>,
+    /// Simulated: how many simulated seconds pass per real second.
+    pub speed: Option<f64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    pub base_url: String,
+    pub auth_path: String,
+    pub integration_path: String,
+    #[serde(default)]
+    pub share_path: Option<String>,
+    /// The `dstcode` routing header.
+    pub dstcode: String,
+    /// The `madonvi` unit code sent with every call.
+    pub madonvi: String,
+    pub username: String,
+    pub password: SecretRef,
+    #[serde(default = "default_portal_timeout")]
+    pub timeout_secs: u64,
+    #[serde(default = "default_portal_rate")]
+    pub rate_limit_per_sec: u32,
+}
+
+fn default_portal_timeout() -> u64 {
+    30
+}
+fn default_portal_rate() -> u32 {
+    10
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Dossiers per `DongBoHoSoMC` call.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Progress steps per `CapNhatTienDoHoSoMC` call (the portal takes at most 10).
+    #[serde(default = "default_progress_chunk")]
+    pub progress_chunk: usize,
+    /// How often the sender looks for work when the queue is empty, in milliseconds.
+    #[serde(default = "default_idle_ms")]
+    pub idle_poll_ms: u64,
+    /// First retry delay after a transient failure, in seconds (doubles up to `max_backoff_secs`).
+    #[serde(default = "default_backoff")]
+    pub backoff_secs: u64,
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_secs: u64,
+}
+
+fn default_batch() -> usize {
+    20
+}
+fn default_progress_chunk() -> usize {
+    10
+}
+fn default_idle_ms() -> u64 {
+    500
+}
+fn default_backoff() -> u64 {
+    2
+}
+fn default_max_backoff() -> u64 {
+    300
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: default_batch(),
+            progress_chunk: default_progress_chunk(),
+            idle_poll_ms: default_idle_ms(),
+            backoff_secs: default_backoff(),
+            max_backoff_secs: default_max_backoff(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `dvc_bridge=debug,info`); `RUST_LOG` overrides it.
+    #[serde(default = "default_level")]
+    pub level: String,
+    #[serde(default)]
+    pub format: LogFormat,
+}
+
+fn default_level() -> String {
+    "info".into()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: default_level(), format: LogFormat::default() }
+    }
+}
+
+/// Whether the bridge writes a source's dossiers to the portal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PortalMode {
+    /// The bridge writes this source's dossiers.
+    Push,
+    /// The source synchronises itself; the bridge only reads back and repairs duplicates.
+    Verify,
+    /// Read and stored, never sent.
+    Off,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The source's name in logs, the store and the cutover table.
+    pub name: String,
+    /// The descriptor file in the adapters folder, without `.toml`.
+    pub adapter: String,
+    /// Overrides the descriptor's base URL.
+    pub base_url: Option<String>,
+    #[serde(default = "default_mode")]
+    pub portal_mode: PortalMode,
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval_secs: u64,
+    /// How far behind the cursor each poll re-reads: covers clock skew and late commits upstream.
+    #[serde(default = "default_lookback")]
+    pub lookback_secs: u64,
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub credentials: Credentials,
+}
+
+fn default_mode() -> PortalMode {
+    PortalMode::Push
+}
+fn default_poll_interval() -> u64 {
+    60
+}
+fn default_lookback() -> u64 {
+    300
+}
+fn default_enabled() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    pub api_key: Option<SecretRef>,
+    pub token: Option<SecretRef>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<SecretRef>,
+}
+
+/// One problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub file: PathBuf,
+    pub key: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.reason)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.file.display(), self.key, self.reason)
+        }
+    }
+}
+
+/// Every problem found, so an operator fixes them in one go.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors(pub Vec<ConfigIssue>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, issue) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{issue}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A source with its descriptor loaded.
+#[derive(Debug, Clone)]
+pub struct LoadedSource {
+    pub config: SourceConfig,
+    pub descriptor: Descriptor,
+    pub descriptor_path: PathBuf,
+    pub base_url: String,
+}
+
+/// The configuration with everything it names loaded and checked.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub file: PathBuf,
+    pub config: Config,
+    pub sources: Vec<LoadedSource>,
+    pub cutover: CutoverTable,
+}
+
+impl Settings {
+    pub fn db_path(&self) -> PathBuf {
+        self.config.store.data_dir.join("dvc-bridge.db")
+    }
+
+    /// The clock the rules read.
+    pub fn clock(&self) -> SharedClock {
+        let c = &self.config.clock;
+        match (c.mode, c.start, c.anchor, c.speed) {
+            (ClockMode::Simulated, Some(start), Some(anchor), speed) => {
+                std::sync::Arc::new(SimClock { start, anchor, speed: speed.unwrap_or(1.0) })
+            }
+            _ => std::sync::Arc::new(SystemClock),
+        }
+    }
+}
+
+fn toml_issue(file: &Path, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigIssue {
+    ConfigIssue {
+        file: file.to_path_buf(),
+        key: e.path().to_string().trim_start_matches('.').to_string(),
+        reason: e.inner().to_string().trim_end().replace('\n', "\n    "),
+    }
+}
+
+/// Parse the file alone (for precise line numbers), then layered with the environment.
+fn parse_config(file: &Path, text: &str) -> Result<Config, ConfigIssue> {
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigIssue {
+        file: file.to_path_buf(),
+        key: String::new(),
+        reason: e.to_string().trim_end().replace('\n', "\n    "),
+    })?;
+    let _: Config = serde_path_to_error::deserialize(de).map_err(|e| toml_issue(file, e))?;
+
+    let layered = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").try_parsing(true),
+        )
+        .build()
+        .map_err(|e| ConfigIssue {
+            file: file.to_path_buf(),
+            key: String::new(),
+            reason: format!("with {ENV_PREFIX}__* environment overrides: {e}"),
+        })?;
+    let value: serde_json::Value = layered.try_deserialize().map_err(|e| ConfigIssue {
+        file: file.to_path_buf(),
+        key: String::new(),
+        reason: format!("with {ENV_PREFIX}__* environment overrides: {e}"),
+    })?;
+    serde_path_to_error::deserialize(value).map_err(|e| ConfigIssue {
+        file: file.to_path_buf(),
+        key: e.path().to_string(),
+        reason: format!("{} (after {ENV_PREFIX}__* environment overrides)", e.inner()),
+    })
+}
+
+/// An inline secret is always an error; the others are read only when asked (check-config, start).
+fn check_secret(secret: &SecretRef, resolve: bool) -> Result<(), String> {
+    match secret {
+        SecretRef::Inline(_) => secret.resolve().map(drop),
+        _ if resolve => secret.resolve().map(drop),
+        _ => Ok(()),
+    }
+}
+
+fn relative_to(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() { p.to_path_buf() } else { base.join(p) }
+}
+
+fn check_url(url: &str) -> Result<(), String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(format!("{url:?} is not an http(s) URL"))
+    }
+}
+
+/// Load and check everything. With `resolve_secrets`, also check that every secret can be read (the
+/// values are dropped; this only proves they are there).
+pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors> {
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        ConfigErrors(vec![ConfigIssue {
+            file: file.to_path_buf(),
+            key: String::new(),
+            reason: format!("cannot read the configuration file: {e}"),
+        }])
+    })?;
+    let config = parse_config(file, &text).map_err(|i| ConfigErrors(vec![i]))?;
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut issues = Vec::new();
+    let issue = |key: String, reason: String| ConfigIssue { file: file.to_path_buf(), key, reason };
+
+    if let Err(r) = check_url(&config.portal.base_url) {
+        issues.push(issue("portal.base_url".into(), r));
+    }
+    for (k, v) in [
+        ("portal.dstcode", &config.portal.dstcode),
+        ("portal.madonvi", &config.portal.madonvi),
+        ("portal.username", &config.portal.username),
+    ] {
+        if v.trim().is_empty() {
+            issues.push(issue(k.into(), "must not be empty".into()));
+        }
+    }
+    if let Err(r) = check_secret(&config.portal.password, resolve_secrets) {
+        issues.push(issue("portal.password".into(), r));
+    }
+    if !(1..=100).contains(&config.delivery.batch_size) {
+        issues.push(issue(
+            "delivery.batch_size".into(),
+            format!("{} is out of range (1–100)", config.delivery.batch_size),
+        ));
+    }
+    if !(1..=10).contains(&config.delivery.progress_chunk) {
+        issues.push(issue(
+            "delivery.progress_chunk".into(),
+            format!(
+                "{} is out of range (1–10: the portal takes at most 10 steps a call)",
+                config.delivery.progress_chunk
+            ),
+        ));
+    }
+    if config.clock.mode == ClockMode::Simulated && (config.clock.start.is_none() || config.clock.anchor.is_none()) {
+        issues.push(issue("clock".into(), "mode = \"simulated\" needs `start` and `anchor`".into()));
+    }
+    if config.sources.is_empty() {
+        issues.push(issue("sources".into(), "at least one source is needed".into()));
+    }
+
+    let adapters_dir = relative_to(&base, &config.paths.adapters_dir);
+    let mut seen = BTreeMap::new();
+    let mut sources = Vec::new();
+    for (i, s) in config.sources.iter().enumerate() {
+        let key = |k: &str| format!("sources[{i}].{k}");
+        if s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            issues
+                .push(issue(key("name"), format!("{:?} must be non-empty ASCII letters, digits, '-' or '_'", s.name)));
+        }
+        if let Some(prev) = seen.insert(s.name.clone(), i) {
+            issues.push(issue(key("name"), format!("{:?} is already the name of sources[{prev}]", s.name)));
+        }
+        if s.poll_interval_secs == 0 {
+            issues.push(issue(key("poll_interval_secs"), "must be at least 1".into()));
+        }
+        let path = adapters_dir.join(format!("{}.toml", s.adapter));
+        let descriptor = match std::fs::read_to_string(&path) {
+            Err(e) => {
+                issues.push(issue(key("adapter"), format!("cannot read descriptor {}: {e}", path.display())));
+                continue;
+            }
+            Ok(text) => match Descriptor::parse(&text) {
+                Ok(d) => d,
+                Err(d) => {
+                    issues.push(ConfigIssue { file: path.clone(), key: d.key, reason: d.reason });
+                    continue;
+                }
+            },
+        };
+        let Some(base_url) = s.base_url.clone().or_else(|| descriptor.http.base_url.clone()) else {
+            issues
+                .push(issue(key("base_url"), format!("needed: descriptor {} has no default base_url", path.display())));
+            continue;
+        };
+        if let Err(r) = check_url(&base_url) {
+            issues.push(issue(key("base_url"), r));
+        }
+        let c = &s.credentials;
+        let need = |name: &str, secret: &Option<SecretRef>, issues: &mut Vec<ConfigIssue>| match secret {
+            None => issues.push(ConfigIssue {
+                file: file.to_path_buf(),
+                key: key(&format!("credentials.{name}")),
+                reason: format!("required by descriptor {}'s auth style", descriptor.name),
+            }),
+            Some(sec) => {
+                if let Err(r) = check_secret(sec, resolve_secrets) {
+                    issues.push(ConfigIssue {
+                        file: file.to_path_buf(),
+                        key: key(&format!("credentials.{name}")),
+                        reason: r,
+                    });
+                }
+            }
+        };
+        match &descriptor.auth {
+            AuthSpec::None => {}
+            AuthSpec::ApiKeyHeader { .. } => need("api_key", &c.api_key, &mut issues),
+            AuthSpec::Bearer => need("token", &c.token, &mut issues),
+            AuthSpec::Oauth2ClientCredentials { .. } => {
+                if c.client_id.as_deref().is_none_or(str::is_empty) {
+                    issues.push(ConfigIssue {
+                        file: file.to_path_buf(),
+                        key: key("credentials.client_id"),
+                        reason: format!("required by descriptor {}'s auth style", descriptor.name),
+                    });
+                }
+                need("client_secret", &c.client_secret, &mut issues);
+            }
+        }
+        sources.push(LoadedSource { config: s.clone(), descriptor, descriptor_path: path, base_url });
+    }
+
+    let cutover_path = relative_to(&base, &config.paths.cutover_file);
+    let cutover = match std::fs::read_to_string(&cutover_path) {
+        Err(e) => {
+            issues.push(ConfigIssue {
+                file: file.to_path_buf(),
+                key: "paths.cutover_file".into(),
+                reason: format!("cannot read {}: {e}", cutover_path.display()),
+            });
+            CutoverTable::default()
+        }
+        Ok(text) => match toml::Deserializer::parse(&text) {
+            Err(e) => {
+                issues.push(ConfigIssue {
+                    file: cutover_path.clone(),
+                    key: String::new(),
+                    reason: e.to_string().trim_end().to_string(),
+                });
+                CutoverTable::default()
+            }
+            Ok(de) => match serde_path_to_error::deserialize::<_, CutoverTable>(de) {
+                Ok(t) => {
+                    for (i, row) in t.cutover.iter().enumerate() {
+                        if !config.sources.iter().any(|s| s.name == row.source) {
+                            issues.push(ConfigIssue {
+                                file: cutover_path.clone(),
+                                key: format!("cutover[{i}].source"),
+                                reason: format!("{:?} is not a configured source", row.source),
+                            });
+                        }
+                    }
+                    t
+                }
+                Err(e) => {
+                    issues.push(toml_issue(&cutover_path, e));
+                    CutoverTable::default()
+                }
+            },
+        },
+    };
+
+    if issues.is_empty() {
+        Ok(Settings { file: file.to_path_buf(), config, sources, cutover })
+    } else {
+        Err(ConfigErrors(issues))
+    }
+}

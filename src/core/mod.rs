@@ -1,0 +1,19 @@
+//! The pure core: rules with no I/O, driven by tests directly.
+//!
+//! - `status`: the portal's status codes and the never-regress order.
+//! - `record`: the canonical record every adapter maps to.
+//! - `descriptor` / `mapping`: adapter descriptors and mapping a payload through one.
+//! - `timefmt`: the time formats the systems speak.
+//! - `cutover` / `merge`: dual-running authority and the one canonical dossier per case.
+//! - `payload`: the portal's objects built from the canonical state.
+//! - `privacy`: masking personal data for logs.
+
+pub mod cutover;
+pub mod descriptor;
+pub mod mapping;
+pub mod merge;
+pub mod payload;
+pub mod privacy;
+pub mod record;
+pub mod status;
+pub mod timefmt;

@@ -1,0 +1,244 @@
+//! The DVCQG client: session login and renewal, calls, and what each answer means
+//! (`spec/dvcqg-portal.md`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use crate::config::PortalConfig;
+use crate::net::{self, Failure};
+
+/// What went wrong with a portal call, beyond transport.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CallError {
+    #[error(transparent)]
+    Net(#[from] Failure),
+    /// A wrong `madonvi`, `dstcode` or service name: stop sending and tell the operator; queued rows
+    /// are not the problem and are not parked.
+    #[error("portal configuration fault: {0}")]
+    Config(String),
+}
+
+/// One item's answer in a `DongBoHoSoMC` batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemOutcome {
+    Ok,
+    /// Created already: send it as an update.
+    Exists,
+    /// Unknown to the portal: send it as a create.
+    Unknown,
+    /// Refused for this payload (missing or invalid field): park it.
+    Rejected(String),
+}
+
+pub struct PortalClient {
+    cfg: PortalConfig,
+    password: String,
+    client: reqwest::Client,
+    limiter: Arc<governor::DefaultDirectRateLimiter>,
+    session: Option<String>,
+}
+
+fn code_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+fn is_ok_code(c: &str) -> bool {
+    c == "0" || c.is_empty()
+}
+
+/// The portal's ways of saying the session is no good.
+fn is_session_error(code: &str, message: &str) -> bool {
+    let m = message.to_lowercase();
+    code == "401" || code == "-401" || m.contains("phiên") || m.contains("session")
+}
+
+fn is_config_error(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("madonvi")
+        || m.contains("mã đơn vị")
+        || m.contains("dstcode")
+        || m.contains("service")
+        || m.contains("dịch vụ không")
+}
+
+/// Classify one item's answer.
+pub fn item_outcome(code: &str, message: &str) -> ItemOutcome {
+    let m = message.to_lowercase();
+    if is_ok_code(code) {
+        ItemOutcome::Ok
+    } else if m.contains("đã tồn tại") {
+        ItemOutcome::Exists
+    } else if m.contains("không tồn tại") {
+        ItemOutcome::Unknown
+    } else {
+        ItemOutcome::Rejected(format!("error_code {code}: {message}"))
+    }
+}
+
+impl PortalClient {
+    pub fn new(cfg: PortalConfig) -> anyhow::Result<PortalClient> {
+        let password = cfg.password.resolve().map_err(|e| anyhow::anyhow!("portal.password: {e}"))?;
+        Ok(PortalClient {
+            client: net::client(Duration::from_secs(cfg.timeout_secs))?,
+            limiter: net::limiter(cfg.rate_limit_per_sec),
+            cfg,
+            password,
+            session: None,
+        })
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        self.limiter.until_ready().await;
+        let resp = self
+            .client
+            .post(format!("{}{}", self.cfg.base_url.trim_end_matches('/'), path))
+            .header("Accept", "application/json")
+            .header("dstcode", &self.cfg.dstcode)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| net::from_reqwest(&e))?;
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.map_err(|e| net::from_reqwest(&e))?;
+        if !status.is_success() {
+            return Err(net::from_status(status, &headers, &text));
+        }
+        net::parse_json(&text)
+    }
+
+    async fn login(&mut self) -> Result<String, CallError> {
+        let v =
+            self.post(&self.cfg.auth_path, &json!({"username": self.cfg.username, "password": self.password})).await?;
+        let code = code_of(&v["error_code"]);
+        match v["session"].as_str() {
+            Some(s) if is_ok_code(&code) => {
+                self.session = Some(s.to_string());
+                Ok(s.to_string())
+            }
+            _ => Err(CallError::Config(format!(
+                "login as {:?} refused (error_code {code}: {}); check portal.username and portal.password",
+                self.cfg.username,
+                v["message"].as_str().unwrap_or("")
+            ))),
+        }
+    }
+
+    /// Call a service; logs in first and once more if the session was refused. Returns the whole
+    /// answer: per-item outcomes are the caller's to read.
+    pub async fn call(&mut self, service: &str, params: Map<String, Value>) -> Result<Value, CallError> {
+        for attempt in 0..2 {
+            let session = match &self.session {
+                Some(s) => s.clone(),
+                None => self.login().await?,
+            };
+            let mut body = Map::new();
+            body.insert("session".into(), Value::String(session));
+            body.insert("madonvi".into(), Value::String(self.cfg.madonvi.clone()));
+            body.insert("service".into(), Value::String(service.to_string()));
+            body.extend(params.clone());
+            let v = match self.post(&self.cfg.integration_path, &Value::Object(body)).await {
+                Err(Failure::Unauthorized(_)) if attempt == 0 => {
+                    self.session = None;
+                    continue;
+                }
+                other => other?,
+            };
+            let code = code_of(&v["error_code"]);
+            let message = v["message"].as_str().unwrap_or("").to_string();
+            if is_ok_code(&code) || v["result"].as_array().is_some_and(|a| !a.is_empty()) {
+                return Ok(v);
+            }
+            if is_session_error(&code, &message) {
+                self.session = None;
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(Failure::transient(format!("session refused twice: {message}")).into());
+            }
+            if is_config_error(&message) {
+                return Err(CallError::Config(format!("{service}: error_code {code}: {message}")));
+            }
+            return Ok(v);
+        }
+        Err(Failure::transient("session refused twice").into())
+    }
+
+    /// `DongBoHoSoMC`: returns each item's outcome, keyed by MaHoSo, in the order sent.
+    pub async fn sync_dossiers(
+        &mut self,
+        updating: bool,
+        items: &[Value],
+    ) -> Result<Vec<(String, ItemOutcome)>, CallError> {
+        let mut params = Map::new();
+        params.insert("isUpdating".into(), Value::String(if updating { "True" } else { "False" }.into()));
+        params.insert("data".into(), Value::Array(items.to_vec()));
+        let v = self.call("DongBoHoSoMC", params).await?;
+        let top_code = code_of(&v["error_code"]);
+        let top_msg = v["message"].as_str().unwrap_or("").to_string();
+        let per_item: Vec<(String, String, String)> = v["result"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|r| {
+                        (
+                            code_of(&r["MaHoSo"]),
+                            code_of(&r["error_code"]),
+                            r["message"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .map(|item| {
+                let code = code_of(&item["MaHoSo"]);
+                let outcome = match per_item.iter().find(|(c, _, _)| *c == code) {
+                    Some((_, ec, msg)) => item_outcome(ec, msg),
+                    // No per-item answer: the whole call's code applies.
+                    None => item_outcome(&top_code, &top_msg),
+                };
+                (code, outcome)
+            })
+            .collect())
+    }
+
+    /// `CapNhatTienDoHoSoMC` for at most 10 steps.
+    pub async fn send_progress(&mut self, items: &[Value]) -> Result<ItemOutcome, CallError> {
+        let mut params = Map::new();
+        params.insert("data".into(), Value::Array(items.to_vec()));
+        let v = self.call("CapNhatTienDoHoSoMC", params).await?;
+        Ok(item_outcome(&code_of(&v["error_code"]), v["message"].as_str().unwrap_or("")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_answers_are_classified() {
+        assert_eq!(item_outcome("0", ""), ItemOutcome::Ok);
+        assert_eq!(item_outcome("-3", "Hồ sơ đã tồn tại"), ItemOutcome::Exists);
+        assert_eq!(item_outcome("3", "Mã hồ sơ không tồn tại"), ItemOutcome::Unknown);
+        assert!(
+            matches!(item_outcome("-2", "Thiếu trường bắt buộc: NgayHenTra"), ItemOutcome::Rejected(m) if m.contains("NgayHenTra"))
+        );
+    }
+
+    #[test]
+    fn session_and_config_faults_are_told_apart() {
+        assert!(is_session_error("401", ""));
+        assert!(is_session_error("-1", "Phiên làm việc không hợp lệ hoặc đã hết hạn"));
+        assert!(is_config_error("Mã đơn vị không hợp lệ"));
+        assert!(!is_config_error("Thiếu trường bắt buộc: MaTTHC"));
+    }
+}

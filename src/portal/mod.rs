@@ -1,0 +1,4 @@
+//! The portal side: the DVCQG client and delivery from the outbox.
+
+pub mod client;
+pub mod delivery;

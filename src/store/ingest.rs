@@ -1,0 +1,471 @@
+//! Ingest: one page from a source, in one transaction.
+//!
+//! Upsert the page's records (unchanged payloads skipped by hash), quarantine what could not be
+//! mapped, link each changed record into its case, recompute the canonical dossier of every case
+//! touched, write outbox rows for what the portal must learn, append the sync log, and advance the
+//! cursor — all or nothing. A crash before the commit loses nothing: the next poll re-reads the page
+//! from the last committed cursor.
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::Context;
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use super::synclog::{self, Entry, Level};
+use super::{outbox, sha256_hex, ts};
+use crate::config::PortalMode;
+use crate::core::cutover::CutoverTable;
+use crate::core::descriptor::SystemKind;
+use crate::core::merge::{self, LinkRule, Member, MergeOutcome};
+use crate::core::payload;
+use crate::core::record::SourceRecord;
+use crate::core::status::Status;
+
+/// What the merge needs to know about the configured sources.
+#[derive(Debug, Clone, Default)]
+pub struct MergeCtx {
+    pub sources: HashMap<String, (SystemKind, PortalMode)>,
+    pub cutover: CutoverTable,
+}
+
+impl MergeCtx {
+    fn kind(&self, source: &str) -> SystemKind {
+        self.sources.get(source).map(|s| s.0).unwrap_or(SystemKind::City)
+    }
+    fn pushes(&self, source: &str) -> bool {
+        self.sources.get(source).is_some_and(|s| s.1 == PortalMode::Push)
+    }
+}
+
+/// One record of a page, mapped or not.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    Mapped { record: Box<SourceRecord>, raw: serde_json::Value },
+    Bad { native_id: Option<String>, reason: String, raw: serde_json::Value },
+}
+
+/// A page to commit.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub source: String,
+    pub items: Vec<Incoming>,
+    /// The cursor to commit with the page, if the walk allows advancing it now.
+    pub cursor: Option<(Timestamp, String)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IngestReport {
+    pub new: u32,
+    pub changed: u32,
+    pub unchanged: u32,
+    pub quarantined: u32,
+    pub enqueued: u32,
+}
+
+impl std::ops::AddAssign for IngestReport {
+    fn add_assign(&mut self, o: Self) {
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+        self.quarantined += o.quarantined;
+        self.enqueued += o.enqueued;
+    }
+}
+
+/// Register the configured sources (idempotent).
+pub fn register_sources(conn: &Connection, sources: &[(String, String, SystemKind, PortalMode)]) -> anyhow::Result<()> {
+    for (name, adapter, kind, mode) in sources {
+        conn.execute(
+            "INSERT INTO sources (name, adapter, kind, portal_mode) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET adapter = excluded.adapter, kind = excluded.kind, portal_mode = excluded.portal_mode",
+            params![name, adapter, serde_json::to_value(kind)?.as_str(), serde_json::to_value(mode)?.as_str()],
+        )?;
+    }
+    Ok(())
+}
+
+/// The committed cursor of a source.
+pub fn cursor(conn: &Connection, source: &str) -> anyhow::Result<Option<(Timestamp, String)>> {
+    let row: Option<(String, String)> = conn
+        .query_row("SELECT updated_at, native_id FROM cursors WHERE source = ?1", [source], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    row.map(|(t, id)| Ok((super::parse_ts(&t)?, id))).transpose()
+}
+
+/// Commit one page. See the module comment.
+pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Timestamp) -> anyhow::Result<IngestReport> {
+    let tx = conn.transaction()?;
+    let mut report = IngestReport::default();
+    let mut touched: Vec<SourceRecord> = Vec::new();
+    for item in page.items {
+        match item {
+            Incoming::Bad { native_id, reason, raw } => {
+                if quarantine(&tx, &page.source, native_id.as_deref().unwrap_or(""), &reason, &raw, now)? {
+                    report.quarantined += 1;
+                }
+            }
+            Incoming::Mapped { record, raw } => match store_record(&tx, &record, &raw, now)? {
+                Stored::Unchanged => report.unchanged += 1,
+                Stored::New => {
+                    report.new += 1;
+                    touched.push(*record);
+                }
+                Stored::Changed => {
+                    report.changed += 1;
+                    touched.push(*record);
+                }
+            },
+        }
+    }
+    let mut dossiers = BTreeSet::new();
+    for rec in &touched {
+        dossiers.insert(link(&tx, rec, now)?);
+    }
+    for id in dossiers {
+        report.enqueued += recompute(&tx, ctx, id, now)?;
+    }
+    if let Some((t, id)) = &page.cursor {
+        tx.execute(
+            "INSERT INTO cursors (source, updated_at, native_id, committed_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(source) DO UPDATE SET updated_at = excluded.updated_at, native_id = excluded.native_id,
+                                               committed_at = excluded.committed_at",
+            params![page.source, ts(*t), id, ts(now)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(report)
+}
+
+/// Returns true when this is a new quarantine entry (not the same bad payload seen again).
+fn quarantine(
+    conn: &Connection,
+    source: &str,
+    native_id: &str,
+    reason: &str,
+    raw: &serde_json::Value,
+    now: Timestamp,
+) -> anyhow::Result<bool> {
+    let raw_text = raw.to_string();
+    let hash = sha256_hex(raw_text.as_bytes());
+    let updated = conn.execute(
+        "UPDATE quarantine SET last_at = ?4, seen = seen + 1, reason = ?5
+         WHERE source = ?1 AND native_id = ?2 AND raw_hash = ?3",
+        params![source, native_id, hash, ts(now), reason],
+    )?;
+    if updated > 0 {
+        return Ok(false);
+    }
+    conn.execute(
+        "INSERT INTO quarantine (source, native_id, raw_hash, reason, raw, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![source, native_id, hash, reason, raw_text, ts(now)],
+    )?;
+    let id = if native_id.is_empty() { "(unreadable id)" } else { native_id };
+    synclog::append(
+        conn,
+        now,
+        &Entry::new(Level::Warn, "record.quarantined", format!("record {id} quarantined: {reason}"))
+            .source(source)
+            .details(json!({"native_id": native_id, "raw_hash": hash})),
+    )?;
+    Ok(true)
+}
+
+enum Stored {
+    New,
+    Changed,
+    Unchanged,
+}
+
+fn store_record(
+    conn: &Connection,
+    rec: &SourceRecord,
+    raw: &serde_json::Value,
+    now: Timestamp,
+) -> anyhow::Result<Stored> {
+    let raw_text = raw.to_string();
+    let hash = sha256_hex(raw_text.as_bytes());
+    let existing: Option<(String, i64)> = conn
+        .query_row(
+            "SELECT raw_hash, status FROM source_records WHERE source = ?1 AND native_id = ?2",
+            params![rec.source, rec.native_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    if existing.as_ref().is_some_and(|(h, _)| *h == hash) {
+        return Ok(Stored::Unchanged);
+    }
+    let mapped = serde_json::to_string(rec)?;
+    let refs = serde_json::to_string(&rec.reference_codes)?;
+    conn.execute(
+        "INSERT INTO source_records (source, native_id, code, ref_codes, procedure, status, received_at, updated_at,
+                                     raw_hash, raw, mapped, first_seen_at, last_changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+         ON CONFLICT(source, native_id) DO UPDATE SET code = excluded.code, ref_codes = excluded.ref_codes,
+            procedure = excluded.procedure, status = excluded.status, received_at = excluded.received_at,
+            updated_at = excluded.updated_at, raw_hash = excluded.raw_hash, raw = excluded.raw,
+            mapped = excluded.mapped, last_changed_at = excluded.last_changed_at",
+        params![
+            rec.source,
+            rec.native_id,
+            rec.code,
+            refs,
+            rec.procedure.code,
+            rec.status.code(),
+            rec.arrived_at().map(ts),
+            ts(rec.updated_at),
+            hash,
+            raw_text,
+            mapped,
+            ts(now)
+        ],
+    )?;
+    conn.execute("DELETE FROM record_codes WHERE source = ?1 AND native_id = ?2", params![rec.source, rec.native_id])?;
+    for code in rec.all_codes() {
+        conn.execute(
+            "INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)",
+            params![code, rec.source, rec.native_id],
+        )?;
+    }
+    // A record that maps again supersedes its quarantined versions.
+    conn.execute(
+        "UPDATE quarantine SET resolved_at = ?3 WHERE source = ?1 AND native_id = ?2 AND resolved_at IS NULL",
+        params![rec.source, rec.native_id, ts(now)],
+    )?;
+    let (kind, msg) = match &existing {
+        None => ("record.new", format!("new record {} ({}), status {}", rec.native_id, rec.procedure.code, rec.status)),
+        Some((_, old)) if *old != i64::from(rec.status.code()) => {
+            ("record.changed", format!("record {} status {} → {}", rec.native_id, old, rec.status))
+        }
+        Some(_) => ("record.changed", format!("record {} changed, status {}", rec.native_id, rec.status)),
+    };
+    synclog::append(conn, now, &Entry::new(Level::Info, kind, msg).source(&rec.source).dossier(&rec.code))?;
+    Ok(if existing.is_some() { Stored::Changed } else { Stored::New })
+}
+
+fn load_record(conn: &Connection, source: &str, native_id: &str) -> anyhow::Result<SourceRecord> {
+    let mapped: String = conn.query_row(
+        "SELECT mapped FROM source_records WHERE source = ?1 AND native_id = ?2",
+        params![source, native_id],
+        |r| r.get(0),
+    )?;
+    serde_json::from_str(&mapped).with_context(|| format!("stored record {source}/{native_id} does not parse"))
+}
+
+/// Link a stored record into its case; returns the dossier id. Cases that this record shows to be
+/// one are joined into the oldest (lowest id), so links never flip back and forth.
+fn link(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result<i64> {
+    let current: Option<i64> = conn.query_row(
+        "SELECT dossier_id FROM source_records WHERE source = ?1 AND native_id = ?2",
+        params![rec.source, rec.native_id],
+        |r| r.get(0),
+    )?;
+    // Other records sharing any code with this one (its own code or a reference).
+    let mut matches: Vec<(i64, String, String)> = Vec::new();
+    {
+        let mut stmt = conn.prepare(
+            "SELECT DISTINCT sr.dossier_id, sr.source, sr.native_id FROM record_codes rc
+             JOIN source_records sr ON sr.source = rc.source AND sr.native_id = rc.native_id
+             WHERE rc.code = ?1 AND sr.dossier_id IS NOT NULL AND NOT (sr.source = ?2 AND sr.native_id = ?3)",
+        )?;
+        for code in rec.all_codes() {
+            for row in
+                stmt.query_map(params![code, rec.source, rec.native_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            {
+                matches.push(row?);
+            }
+        }
+    }
+    let mut ids: BTreeSet<i64> = matches.iter().map(|m| m.0).collect();
+    ids.extend(current);
+    let Some(&target) = ids.iter().next() else {
+        conn.execute(
+            "INSERT INTO dossiers (portal_code, created_at, updated_at) VALUES (?1, ?2, ?2)",
+            params![rec.code, ts(now)],
+        )?;
+        let id = conn.last_insert_rowid();
+        conn.execute(
+            "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
+            params![rec.source, rec.native_id, id, LinkRule::First.as_str()],
+        )?;
+        return Ok(id);
+    };
+    if current != Some(target) {
+        let (_, ms, mn) = matches.iter().find(|m| m.0 == target).cloned().unwrap_or_default();
+        let rule = if ms.is_empty() {
+            LinkRule::First
+        } else {
+            merge::link_rule(rec, &load_record(conn, &ms, &mn)?).unwrap_or(LinkRule::Reference)
+        };
+        conn.execute(
+            "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
+            params![rec.source, rec.native_id, target, rule.as_str()],
+        )?;
+        if rule != LinkRule::First {
+            let target_code: String =
+                conn.query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [target], |r| r.get(0))?;
+            synclog::append(
+                conn,
+                now,
+                &Entry::new(
+                    Level::Info,
+                    "dossier.linked",
+                    format!(
+                        "{}/{} (code {}) linked to case {target_code} by rule {}",
+                        rec.source,
+                        rec.native_id,
+                        rec.code,
+                        rule.as_str()
+                    ),
+                )
+                .source(&rec.source)
+                .dossier(&target_code),
+            )?;
+        }
+    }
+    // Join any other case this record shows to be the same one.
+    for &other in ids.iter().filter(|&&i| i != target) {
+        conn.execute("UPDATE source_records SET dossier_id = ?1 WHERE dossier_id = ?2", params![target, other])?;
+        conn.execute("UPDATE outbox SET dossier_id = ?1 WHERE dossier_id = ?2", params![target, other])?;
+        let other_code: String =
+            conn.query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [other], |r| r.get(0))?;
+        conn.execute("DELETE FROM dossiers WHERE id = ?1", [other])?;
+        synclog::append(
+            conn,
+            now,
+            &Entry::new(
+                Level::Info,
+                "dossier.joined",
+                format!("case {other_code} joined into the same case through record {}/{}", rec.source, rec.native_id),
+            )
+            .source(&rec.source)
+            .dossier(&other_code),
+        )?;
+    }
+    Ok(target)
+}
+
+/// Recompute a case's canonical dossier and queue what the portal must learn. Returns how many
+/// outbox rows were written.
+pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timestamp) -> anyhow::Result<u32> {
+    let records: Vec<SourceRecord> = conn
+        .prepare("SELECT mapped FROM source_records WHERE dossier_id = ?1 ORDER BY source, native_id")?
+        .query_map([dossier_id], |r| r.get::<_, String>(0))?
+        .map(|m| Ok(serde_json::from_str::<SourceRecord>(&m?)?))
+        .collect::<anyhow::Result<_>>()?;
+    let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: ctx.kind(&r.source) }).collect();
+    let (prev_status, prev_hash, prev_code, version, prev_conflict): (
+        Option<u8>,
+        Option<String>,
+        String,
+        i64,
+        Option<String>,
+    ) = conn.query_row(
+        "SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1",
+        [dossier_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+    )?;
+    let previous = prev_status.and_then(Status::from_code);
+    let Some(outcome) = merge::merge(&members, &ctx.cutover, previous) else {
+        return Ok(0);
+    };
+    let canonical = match outcome {
+        MergeOutcome::Regression { canonical, from, to } => {
+            let conflict = format!(
+                "{}/{} would move the dossier from {from} back to {to}",
+                canonical.authority.0, canonical.authority.1
+            );
+            if prev_conflict.as_deref() != Some(conflict.as_str()) {
+                conn.execute(
+                    "UPDATE dossiers SET conflict = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![dossier_id, conflict, ts(now)],
+                )?;
+                synclog::append(
+                    conn,
+                    now,
+                    &Entry::new(
+                        Level::Warn,
+                        "conflict.regression",
+                        format!("{conflict}: not pushed; correct the source and re-sync, or attest"),
+                    )
+                    .source(&canonical.authority.0)
+                    .dossier(&prev_code),
+                )?;
+            }
+            return Ok(0);
+        }
+        MergeOutcome::Ok(c) => c,
+    };
+    let object = payload::dossier_object(&canonical.state, None);
+    let hash = sha256_hex(object.to_string().as_bytes());
+    let code = canonical.portal_code.clone();
+    let changed = prev_hash.as_deref() != Some(hash.as_str()) || prev_code != code;
+    let version = if changed { version + 1 } else { version };
+    if changed {
+        conn.execute(
+            "UPDATE dossiers SET portal_code = ?2, status = ?3, due_at = ?4, received_at = ?5, version = ?6,
+                                 content_hash = ?7, canonical = ?8, conflict = NULL, updated_at = ?9 WHERE id = ?1",
+            params![
+                dossier_id,
+                code,
+                canonical.state.status.code(),
+                canonical.state.due_at.map(ts),
+                canonical.state.received_at.map(ts),
+                version,
+                hash,
+                serde_json::to_string(&canonical)?,
+                ts(now)
+            ],
+        )?;
+        let kind = if prev_hash.is_none() { "dossier.created" } else { "dossier.changed" };
+        let mut msg = format!("status {} ({})", canonical.state.status, canonical.authority_reason.describe());
+        if prev_code != code && prev_hash.is_some() {
+            msg.push_str(&format!("; portal code now {code} (was {prev_code}): earliest receipt"));
+        }
+        synclog::append(
+            conn,
+            now,
+            &Entry::new(Level::Info, kind, msg)
+                .source(&canonical.authority.0)
+                .dossier(&code)
+                .details(json!({"version": version, "members": records.iter().map(|r| format!("{}/{}", r.source, r.native_id)).collect::<Vec<_>>()})),
+        )?;
+    } else if prev_conflict.is_some() {
+        conn.execute("UPDATE dossiers SET conflict = NULL WHERE id = ?1", [dossier_id])?;
+    }
+    if !ctx.pushes(&canonical.authority.0) {
+        return Ok(0);
+    }
+    let mut written = 0;
+    if changed || !outbox::is_settled(conn, &code, &hash)? {
+        written += outbox::enqueue(
+            conn,
+            outbox::NewRow {
+                dossier_id,
+                code: &code,
+                kind: outbox::Kind::Upsert,
+                version,
+                content_hash: &hash,
+                payload: &object,
+                deadline: canonical.state.due_at,
+            },
+            now,
+        )?;
+    }
+    for step in &canonical.state.steps {
+        outbox::enqueue_progress(conn, &code, &payload::progress_object(&code, step), step.at, now)?;
+    }
+    // Every other code of the case must not stay live on the portal.
+    for other in &canonical.other_codes {
+        outbox::drop_pending_for(conn, other)?;
+        if outbox::is_live(conn, other)?
+            && let Some(dup) = records.iter().find(|r| &r.code == other)
+        {
+            written += outbox::enqueue_close(conn, dossier_id, version, dup, &code, now)?;
+        }
+    }
+    Ok(written)
+}

@@ -1,0 +1,335 @@
+//! The outbox: what the portal must learn, kept until the portal acknowledges it.
+//!
+//! One queued row per code at most: a newer state supersedes an older one still waiting, so the
+//! portal never receives an older state after a newer one. Rows are picked earliest deadline first.
+
+use jiff::Timestamp;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::json;
+
+use super::synclog::{self, Entry, Level};
+use super::{parse_ts, sha256_hex, ts};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Create or update the dossier under its live code.
+    Upsert,
+    /// Close a code found to be a duplicate of the case's live code.
+    Close,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Upsert => "upsert",
+            Kind::Close => "close",
+        }
+    }
+    fn parse(s: &str) -> Kind {
+        if s == "close" { Kind::Close } else { Kind::Upsert }
+    }
+}
+
+pub struct NewRow<'a> {
+    pub dossier_id: i64,
+    pub code: &'a str,
+    pub kind: Kind,
+    pub version: i64,
+    pub content_hash: &'a str,
+    pub payload: &'a serde_json::Value,
+    pub deadline: Option<Timestamp>,
+}
+
+/// A row picked for sending.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: i64,
+    pub dossier_id: i64,
+    pub code: String,
+    pub kind: Kind,
+    pub version: i64,
+    pub content_hash: String,
+    pub payload: serde_json::Value,
+    pub attempts: i64,
+    /// Whether the portal already acknowledged this code once (then the call is an update).
+    pub known_to_portal: bool,
+}
+
+/// Whether the portal has, or is about to get, exactly this content for the code.
+pub fn is_settled(conn: &Connection, code: &str, hash: &str) -> anyhow::Result<bool> {
+    let acked: Option<String> =
+        conn.query_row("SELECT content_hash FROM portal_state WHERE code = ?1", [code], |r| r.get(0)).optional()?;
+    if acked.as_deref() == Some(hash) {
+        return Ok(true);
+    }
+    Ok(conn
+        .query_row("SELECT 1 FROM outbox WHERE code = ?1 AND content_hash = ?2", params![code, hash], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Whether the code is live on the portal (acknowledged and not closed).
+pub fn is_live(conn: &Connection, code: &str) -> anyhow::Result<bool> {
+    Ok(conn.query_row("SELECT live FROM portal_state WHERE code = ?1", [code], |r| r.get::<_, i64>(0)).optional()?
+        == Some(1))
+}
+
+/// Forget queued work for a code that is no longer a case's live code.
+pub fn drop_pending_for(conn: &Connection, code: &str) -> anyhow::Result<()> {
+    conn.execute("DELETE FROM outbox WHERE code = ?1 AND kind = 'upsert'", [code])?;
+    conn.execute("DELETE FROM progress WHERE code = ?1 AND sent_at IS NULL", [code])?;
+    Ok(())
+}
+
+/// Queue a row, superseding any older row for the same code. Returns 1 if a row was written.
+pub fn enqueue(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> anyhow::Result<u32> {
+    let acked: Option<(String, i64)> = conn
+        .query_row("SELECT content_hash, live FROM portal_state WHERE code = ?1", [row.code], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let wanted_live = i64::from(row.kind == Kind::Upsert);
+    if acked.as_ref().is_some_and(|(h, live)| h == row.content_hash && *live == wanted_live) {
+        conn.execute("DELETE FROM outbox WHERE code = ?1", [row.code])?;
+        return Ok(0);
+    }
+    let idem = format!("{}:{}:{}:{}", row.code, row.kind.as_str(), row.version, &row.content_hash[..16]);
+    conn.execute("DELETE FROM outbox WHERE code = ?1 AND idem_key <> ?2", params![row.code, idem])?;
+    let n = conn.execute(
+        "INSERT OR IGNORE INTO outbox (dossier_id, code, kind, version, content_hash, idem_key, payload, deadline, enqueued_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        params![
+            row.dossier_id,
+            row.code,
+            row.kind.as_str(),
+            row.version,
+            row.content_hash,
+            idem,
+            row.payload.to_string(),
+            row.deadline.map(ts),
+            ts(now)
+        ],
+    )?;
+    Ok(n as u32)
+}
+
+/// Queue the closing of `dup`'s code as a duplicate of the live code.
+pub fn enqueue_close(
+    conn: &Connection,
+    dossier_id: i64,
+    version: i64,
+    dup: &crate::core::record::SourceRecord,
+    live_code: &str,
+    now: Timestamp,
+) -> anyhow::Result<u32> {
+    let close = crate::core::payload::closed_duplicate_object(dup, live_code);
+    let hash = sha256_hex(close.to_string().as_bytes());
+    enqueue(
+        conn,
+        NewRow {
+            dossier_id,
+            code: &dup.code,
+            kind: Kind::Close,
+            version,
+            content_hash: &hash,
+            payload: &close,
+            deadline: dup.due_at,
+        },
+        now,
+    )
+}
+
+/// Queue a processing step (idempotent: a step already queued or sent is not queued again).
+pub fn enqueue_progress(
+    conn: &Connection,
+    code: &str,
+    item: &serde_json::Value,
+    at: Timestamp,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let key = sha256_hex(item.to_string().as_bytes());
+    conn.execute(
+        "INSERT OR IGNORE INTO progress (code, step_key, payload, at, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![code, key, item.to_string(), ts(at), ts(now)],
+    )?;
+    Ok(())
+}
+
+/// The next rows to send, most urgent first: by deadline (none last), then by age.
+pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Result<Vec<Row>> {
+    let mut stmt = conn.prepare(
+        "SELECT o.id, o.dossier_id, o.code, o.kind, o.version, o.content_hash, o.payload, o.attempts,
+                EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code)
+         FROM outbox o WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
+         ORDER BY o.deadline IS NULL, o.deadline, o.enqueued_at, o.id LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![ts(now), limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, i64>(7)?,
+                r.get::<_, bool>(8)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(id, dossier_id, code, kind, version, content_hash, payload, attempts, known)| {
+            Ok(Row {
+                id,
+                dossier_id,
+                code,
+                kind: Kind::parse(&kind),
+                version,
+                content_hash,
+                payload: serde_json::from_str(&payload)?,
+                attempts,
+                known_to_portal: known,
+            })
+        })
+        .collect()
+}
+
+/// When the next queued row becomes due (for the sender's sleep).
+pub fn next_due(conn: &Connection) -> anyhow::Result<Option<Timestamp>> {
+    let t: Option<String> =
+        conn.query_row("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))?;
+    t.map(|t| parse_ts(&t)).transpose()
+}
+
+/// The portal acknowledged a row: record what it now holds and drop the row.
+pub fn ack(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    let live = i64::from(row.kind == Kind::Upsert);
+    let status: i64 = row.payload["TrangThaiHoSo"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+    tx.execute(
+        "INSERT INTO portal_state (code, dossier_id, version, content_hash, status, live, payload, acked_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT(code) DO UPDATE SET dossier_id = excluded.dossier_id, version = excluded.version,
+             content_hash = excluded.content_hash, status = excluded.status, live = excluded.live,
+             payload = excluded.payload, acked_at = excluded.acked_at",
+        params![
+            row.code,
+            row.dossier_id,
+            row.version,
+            row.content_hash,
+            status,
+            live,
+            row.payload.to_string(),
+            ts(now)
+        ],
+    )?;
+    tx.execute("DELETE FROM outbox WHERE id = ?1", [row.id])?;
+    let (kind, msg) = match row.kind {
+        Kind::Upsert => ("portal.acked", format!("portal holds version {} (status {status})", row.version)),
+        Kind::Close => ("portal.closed_duplicate", "duplicate code closed on the portal (status 8)".to_string()),
+    };
+    synclog::append(
+        &tx,
+        now,
+        &Entry::new(Level::Info, kind, msg).dossier(&row.code).details(json!({"idem": row.content_hash})),
+    )?;
+    // The case may have found an earlier member while this row was in flight: then the code just
+    // created is a duplicate, and must be closed.
+    if row.kind == Kind::Upsert {
+        let live_code: Option<String> = tx
+            .query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [row.dossier_id], |r| r.get(0))
+            .optional()?;
+        if let Some(live_code) = live_code.filter(|c| *c != row.code) {
+            let dup: Option<String> = tx
+                .query_row(
+                    "SELECT mapped FROM source_records WHERE dossier_id = ?1 AND code = ?2 LIMIT 1",
+                    params![row.dossier_id, row.code],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(dup) = dup {
+                let dup: crate::core::record::SourceRecord = serde_json::from_str(&dup)?;
+                enqueue_close(&tx, row.dossier_id, row.version, &dup, &live_code, now)?;
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// A transient failure: try again at `next_at`.
+pub fn retry(conn: &Connection, id: i64, error: &str, next_at: Timestamp) -> anyhow::Result<()> {
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+        params![id, error, ts(next_at)],
+    )?;
+    Ok(())
+}
+
+/// A permanent rejection: park the row with the portal's message, for an operator.
+pub fn park(conn: &mut Connection, row: &Row, message: &str, now: Timestamp) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    tx.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = 'parked' WHERE id = ?1",
+        params![row.id, message],
+    )?;
+    synclog::append(
+        &tx,
+        now,
+        &Entry::new(
+            Level::Error,
+            "portal.rejected",
+            format!("portal rejected version {}: {message}; parked until a fix and a re-sync", row.version),
+        )
+        .dossier(&row.code),
+    )?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// A queued progress step.
+#[derive(Debug, Clone)]
+pub struct ProgressRow {
+    pub code: String,
+    pub step_key: String,
+    pub payload: serde_json::Value,
+}
+
+/// Steps ready to send: only for codes the portal already holds (it refuses steps of unknown ones).
+pub fn next_progress(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Result<Vec<ProgressRow>> {
+    let mut stmt = conn.prepare(
+        "SELECT g.code, g.step_key, g.payload FROM progress g JOIN portal_state p ON p.code = g.code AND p.live = 1
+         WHERE g.sent_at IS NULL AND g.next_attempt_at <= ?1 ORDER BY g.code, g.at LIMIT ?2",
+    )?;
+    let rows = stmt
+        .query_map(params![ts(now), limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.into_iter()
+        .map(|(code, step_key, payload)| Ok(ProgressRow { code, step_key, payload: serde_json::from_str(&payload)? }))
+        .collect()
+}
+
+pub fn progress_sent(conn: &mut Connection, rows: &[ProgressRow], now: Timestamp) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    for r in rows {
+        tx.execute(
+            "UPDATE progress SET sent_at = ?3 WHERE code = ?1 AND step_key = ?2",
+            params![r.code, r.step_key, ts(now)],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub fn progress_retry(conn: &Connection, rows: &[ProgressRow], error: &str, next_at: Timestamp) -> anyhow::Result<()> {
+    for r in rows {
+        conn.execute(
+            "UPDATE progress SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4 WHERE code = ?1 AND step_key = ?2",
+            params![r.code, r.step_key, error, ts(next_at)],
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! Read-only summaries for `status` and the demo's live line.
+
+use rusqlite::{Connection, params};
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    pub name: String,
+    pub adapter: String,
+    pub kind: String,
+    pub portal_mode: String,
+    pub last_poll_at: Option<String>,
+    pub last_ok_at: Option<String>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+    pub polls: i64,
+    pub poll_errors: i64,
+    pub consecutive_errors: i64,
+    pub records: i64,
+    pub quarantined: i64,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeliveryStatus {
+    pub queued: i64,
+    pub parked: i64,
+    pub oldest_queued_at: Option<String>,
+    pub progress_unsent: i64,
+    pub live_on_portal: i64,
+    pub closed_duplicates: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Overview {
+    pub sources: Vec<SourceStatus>,
+    pub delivery: DeliveryStatus,
+    pub dossiers: i64,
+    pub conflicts: i64,
+    pub log_entries: i64,
+}
+
+pub fn sources(conn: &Connection) -> rusqlite::Result<Vec<SourceStatus>> {
+    conn.prepare(
+        "SELECT s.name, s.adapter, s.kind, s.portal_mode, s.last_poll_at, s.last_ok_at, s.last_error, s.last_error_at,
+                s.polls, s.poll_errors, s.consecutive_errors,
+                (SELECT COUNT(*) FROM source_records r WHERE r.source = s.name),
+                (SELECT COUNT(*) FROM quarantine q WHERE q.source = s.name AND q.resolved_at IS NULL),
+                (SELECT c.updated_at FROM cursors c WHERE c.source = s.name)
+         FROM sources s ORDER BY s.name",
+    )?
+    .query_map([], |r| {
+        Ok(SourceStatus {
+            name: r.get(0)?,
+            adapter: r.get(1)?,
+            kind: r.get(2)?,
+            portal_mode: r.get(3)?,
+            last_poll_at: r.get(4)?,
+            last_ok_at: r.get(5)?,
+            last_error: r.get(6)?,
+            last_error_at: r.get(7)?,
+            polls: r.get(8)?,
+            poll_errors: r.get(9)?,
+            consecutive_errors: r.get(10)?,
+            records: r.get(11)?,
+            quarantined: r.get(12)?,
+            cursor: r.get(13)?,
+        })
+    })?
+    .collect()
+}
+
+pub fn delivery(conn: &Connection) -> rusqlite::Result<DeliveryStatus> {
+    let (queued, parked, oldest) = conn.query_row(
+        "SELECT COALESCE(SUM(state = 'queued'), 0), COALESCE(SUM(state = 'parked'), 0),
+                MIN(CASE WHEN state = 'queued' THEN enqueued_at END) FROM outbox",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let progress_unsent = conn.query_row("SELECT COUNT(*) FROM progress WHERE sent_at IS NULL", [], |r| r.get(0))?;
+    let (live, closed) =
+        conn.query_row("SELECT COALESCE(SUM(live = 1), 0), COALESCE(SUM(live = 0), 0) FROM portal_state", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    Ok(DeliveryStatus {
+        queued,
+        parked,
+        oldest_queued_at: oldest,
+        progress_unsent,
+        live_on_portal: live,
+        closed_duplicates: closed,
+    })
+}
+
+pub fn overview(conn: &Connection) -> rusqlite::Result<Overview> {
+    Ok(Overview {
+        sources: sources(conn)?,
+        delivery: delivery(conn)?,
+        dossiers: conn.query_row("SELECT COUNT(*) FROM dossiers", [], |r| r.get(0))?,
+        conflicts: conn.query_row("SELECT COUNT(*) FROM dossiers WHERE conflict IS NOT NULL", [], |r| r.get(0))?,
+        log_entries: conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM sync_log", [], |r| r.get(0))?,
+    })
+}
+
+/// Record the start of a poll.
+pub fn poll_started(conn: &Connection, source: &str, at: &str) -> rusqlite::Result<()> {
+    conn.execute("UPDATE sources SET last_poll_at = ?2, polls = polls + 1 WHERE name = ?1", params![source, at])?;
+    Ok(())
+}
+
+/// Record the outcome of a poll.
+pub fn poll_finished(conn: &Connection, source: &str, at: &str, error: Option<&str>) -> rusqlite::Result<()> {
+    match error {
+        None => conn.execute(
+            "UPDATE sources SET last_ok_at = ?2, consecutive_errors = 0 WHERE name = ?1",
+            params![source, at],
+        )?,
+        Some(e) => conn.execute(
+            "UPDATE sources SET last_error = ?3, last_error_at = ?2, poll_errors = poll_errors + 1,
+                                consecutive_errors = consecutive_errors + 1 WHERE name = ?1",
+            params![source, at, e],
+        )?,
+    };
+    Ok(())
+}
