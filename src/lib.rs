@@ -22,7 +22,7 @@ pub mod core;
 pub mod daemon;
 pub mod net;
 pub mod portal;
-
+pub mod sim;
 pub mod source;
 pub mod stats;
 pub mod store;

@@ -4,8 +4,10 @@
 //! unreachable database, `status`: failing).
 
 pub mod check_config;
+pub mod demo;
 pub mod log;
 pub mod run;
+pub mod simulate;
 pub mod status;
 
 use std::path::PathBuf;
@@ -47,12 +49,16 @@ pub enum LogFormatArg {
 pub enum Command {
     /// Run the daemon (systemd Type=notify; SIGTERM stops it cleanly).
     Run,
+    /// Run the simulated city, ministry and portal with the daemon syncing them.
+    Demo(demo::DemoArgs),
     /// Validate the configuration, its descriptors, cutover table and secrets.
     CheckConfig,
     /// Per-source and delivery health (exit 0 healthy, 1 degraded, 2 failing).
     Status(status::StatusArgs),
     /// Read the sync log.
     Log(log::LogArgs),
+    /// Run only the simulated systems, on fixed ports (for tests and trying things by hand).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Set up tracing to stderr.
@@ -71,6 +77,8 @@ pub fn main() -> ExitCode {
         Command::Status(ref a) => status::main(&cli.config, a),
         Command::Log(ref a) => log::main(&cli.config, a),
         Command::Run => run::main(&cli.config, cli.log_format),
+        Command::Demo(ref a) => demo::main(a),
+        Command::Simulate(ref a) => simulate::main(a),
     };
     ExitCode::from(code)
 }

@@ -49,9 +49,13 @@ pub struct Descriptor {
     /// Source agency level → "department" | "commune".
     #[serde(default)]
     pub agency_level_map: BTreeMap<String, String>,
-    /// Source payment method → HinhThucThu / DuocThanhToanTrucTuyen code.
+    /// Source fee payment method → HinhThucThu (1 at the desk, 2 online; assumed, see the portal spec).
     #[serde(default)]
-    pub payment_map: BTreeMap<String, u8>,
+    pub fee_method_map: BTreeMap<String, u8>,
+    /// Source "paid online" value → DuocThanhToanTrucTuyen (0 not online, 1 on the portal, 2 through the
+    /// local payment gateway). Without a map, numbers 0–2 pass through and yes/no means 2/0.
+    #[serde(default)]
+    pub paid_online_map: BTreeMap<String, u8>,
     pub supplements: Option<SupplementPaths>,
     pub steps: Option<StepPaths>,
     pub documents: Option<DocumentPaths>,
@@ -337,6 +341,11 @@ impl Descriptor {
         for (k, v) in &self.applicant_type_map {
             if !(1..=4).contains(v) {
                 return Err(issue(&format!("applicant_type_map.{k}"), format!("{v} is not an applicant type (1–4)")));
+            }
+        }
+        for (k, v) in &self.paid_online_map {
+            if *v > 2 {
+                return Err(issue(&format!("paid_online_map.{k}"), format!("{v} is not 0, 1 or 2")));
             }
         }
         for (k, v) in &self.agency_level_map {

@@ -212,13 +212,13 @@ impl Mapper {
             .time("updated_at", Some(&f.updated_at))?
             .ok_or_else(|| c.err("updated_at", &f.updated_at, "missing (required)"))?;
 
-        // DuocThanhToanTrucTuyen: a payment_map entry wins; else a yes/no means "paid through the
+        // DuocThanhToanTrucTuyen: a paid_online_map entry wins; else a yes/no means "paid through the
         // local gateway" (2), and a number 0–2 passes through.
         let paid_online = match f.paid_online.as_ref().and_then(|p| lookup(rec, p).map(|v| (p, v))) {
             None => None,
             Some((p, v)) => {
                 let text = scalar_text(v).unwrap_or_default();
-                match (d.payment_map.get(&text), v) {
+                match (d.paid_online_map.get(&text), v) {
                     (Some(code), _) => Some(*code),
                     (None, Value::Bool(b)) => Some(if *b { 2 } else { 0 }),
                     (None, _) => match text.parse::<u8>() {
@@ -321,7 +321,7 @@ impl Mapper {
                         .text_in(item, &field, Some(&s.name))?
                         .ok_or_else(|| c.err(&field, &s.name, "missing fee name"))?,
                     amount,
-                    method: c.vocab_in(item, &field, s.method.as_ref(), &d.payment_map, "payment_map")?,
+                    method: c.vocab_in(item, &field, s.method.as_ref(), &d.fee_method_map, "fee_method_map")?,
                 });
             }
         }

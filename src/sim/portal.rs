@@ -1,0 +1,551 @@
+//! The National Public Service Portal (Cổng DVCQG), implementing `spec/dvcqg-portal.md`: session
+//! auth, `DongBoHoSoMC`, `CapNhatTienDoHoSoMC`, `TraCuuHoSo`, the portal's lateness judgement, and
+//! the simulator's own `/_sim/*` introspection for tests that run the world as a separate process.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, atomic::Ordering},
+    time::Instant,
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Query, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use jiff::{Timestamp, civil::DateTime};
+use serde_json::{Map, Value, json};
+
+use super::{PortalCopy, Shared, model::is_end};
+use crate::clock::vn_tz;
+
+pub const AUTH_PATH: &str = "/dvcqg/auth";
+pub const INTEGRATION_PATH: &str = "/dvcqg/integration";
+
+/// Error codes the portal answers. Only "401" and the "đã tồn tại" code are in the spec; the others
+/// are the simulator's choice and the bridge must not depend on them (it reads the messages).
+const OK: &str = "0";
+const CONFIG_FAULT: &str = "-1";
+const INVALID: &str = "-2";
+const EXISTS: &str = "-3";
+const UNKNOWN: &str = "-4";
+const SESSION: &str = "401";
+
+/// Progress items per `CapNhatTienDoHoSoMC` call (observed practice).
+const MAX_PROGRESS_ITEMS: usize = 10;
+
+const REQUIRED: [&str; 11] = [
+    "MaHoSo",
+    "MaTTHC",
+    "TenTTHC",
+    "MaLinhVuc",
+    "KenhThucHien",
+    "ChuHoSo",
+    "LoaiDoiTuong",
+    "NgayTiepNhan",
+    "NgayHenTra",
+    "TrangThaiHoSo",
+    "DonViXuLy",
+];
+const OPTIONAL_TIMES: [&str; 4] = ["NgayKetThucXuLy", "NgayTra", "NgayTuChoi", "NgayNopHoSo"];
+const SUPPLEMENT_TIMES: [&str; 4] = ["NgayBoSung", "NgayTiepNhanBoSung", "NgayHenTraTruoc", "NgayHenTraMoi"];
+const LISTS: [&str; 4] = ["DanhSachHoSoBoSung", "DanhSachGiayToKetQua", "TaiLieuNop", "DanhSachLePhi"];
+
+/// The portal's copy of one dossier.
+#[derive(Debug, Clone)]
+pub struct StoredCopy {
+    pub dossier: Map<String, Value>,
+    pub creates: u32,
+    pub updates: u32,
+    pub progress: Vec<Value>,
+    pub first_seen_ended_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Default)]
+pub struct PortalState {
+    sessions: HashMap<String, Instant>,
+    pub copies: BTreeMap<String, StoredCopy>,
+    pub calls: u64,
+    pub rejected_calls: u64,
+    pub outage_answers: u64,
+    rng: Option<fastrand::Rng>,
+}
+
+impl PortalState {
+    pub fn snapshot(&self, now: Timestamp) -> BTreeMap<String, PortalCopy> {
+        self.copies
+            .iter()
+            .map(|(code, c)| {
+                (
+                    code.clone(),
+                    PortalCopy {
+                        dossier: Value::Object(c.dossier.clone()),
+                        creates: c.creates,
+                        updates: c.updates,
+                        progress: c.progress.clone(),
+                        first_seen_ended_at: c.first_seen_ended_at,
+                        late: judge(c, now),
+                        live: !is_closed_duplicate(&c.dossier),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// A value as text: the portal receives strings but accepts numbers. `None` for null or absent;
+/// `Err` for a value of another kind.
+fn text(obj: &Map<String, Value>, field: &str) -> Result<Option<String>, ()> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(()),
+    }
+}
+
+/// A portal time: exactly `yyyyMMddHHmmss`, local time.
+pub fn parse_time(s: &str) -> Option<Timestamp> {
+    if s.len() != 14 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    DateTime::strptime("%Y%m%d%H%M%S", s).and_then(|dt| dt.to_zoned_datetime(vn_tz())).map(|z| z.timestamp()).ok()
+}
+
+#[cfg(test)]
+pub fn format_time(t: Timestamp) -> String {
+    t.to_zoned_datetime(vn_tz()).strftime("%Y%m%d%H%M%S").to_string()
+}
+
+fn time_field(obj: &Map<String, Value>, field: &str) -> Option<Timestamp> {
+    text(obj, field).ok().flatten().and_then(|s| parse_time(&s))
+}
+
+fn invalid(field: &str, value: &str, why: &str) -> String {
+    format!("Trường {field} không hợp lệ: \"{value}\" ({why})")
+}
+
+fn check_time(obj: &Map<String, Value>, field: &str, shown: &str) -> Result<(), String> {
+    match text(obj, field) {
+        Err(()) => Err(invalid(shown, "?", "phải là chuỗi")),
+        Ok(Some(s)) if parse_time(&s).is_none() => Err(invalid(shown, &s, "không đúng định dạng yyyyMMddHHmmss")),
+        _ => Ok(()),
+    }
+}
+
+fn check_range(obj: &Map<String, Value>, field: &str, lo: u8, hi: u8) -> Result<(), String> {
+    if let Ok(Some(s)) = text(obj, field)
+        && !s.parse::<u8>().is_ok_and(|v| (lo..=hi).contains(&v))
+    {
+        return Err(invalid(field, &s, &format!("phải từ {lo} đến {hi}")));
+    }
+    Ok(())
+}
+
+fn check_length(obj: &Map<String, Value>, field: &str, max: usize) -> Result<(), String> {
+    if let Ok(Some(s)) = text(obj, field)
+        && s.chars().count() > max
+    {
+        return Err(format!("Trường {field} không hợp lệ: dài hơn {max} ký tự"));
+    }
+    Ok(())
+}
+
+/// Why a dossier object would be refused, naming the field: such a rejection is permanent.
+fn validate_dossier(obj: &Map<String, Value>) -> Result<(), String> {
+    for field in REQUIRED {
+        match text(obj, field) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("Thiếu trường bắt buộc {field}")),
+            Err(()) => return Err(invalid(field, "?", "phải là chuỗi")),
+        }
+    }
+    for field in ["NgayTiepNhan", "NgayHenTra"].into_iter().chain(OPTIONAL_TIMES) {
+        check_time(obj, field, field)?;
+    }
+    check_range(obj, "TrangThaiHoSo", 1, 10)?;
+    check_range(obj, "KenhThucHien", 1, 3)?;
+    check_range(obj, "LoaiDoiTuong", 1, 4)?;
+    check_length(obj, "TrichYeuHoSo", 1000)?;
+    for list in LISTS {
+        match obj.get(list) {
+            None | Some(Value::Null) | Some(Value::Array(_)) => {}
+            Some(_) => return Err(format!("Trường {list} không hợp lệ: phải là mảng")),
+        }
+    }
+    if let Some(Value::Array(items)) = obj.get("DanhSachHoSoBoSung") {
+        for (i, item) in items.iter().enumerate() {
+            let Value::Object(s) = item else {
+                return Err(format!("Trường DanhSachHoSoBoSung[{i}] không hợp lệ: phải là đối tượng"));
+            };
+            for field in SUPPLEMENT_TIMES {
+                check_time(s, field, &format!("DanhSachHoSoBoSung[{i}].{field}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn validate_progress(obj: &Map<String, Value>) -> Result<(), String> {
+    for field in ["MaHoSo", "ThoiDiemXuLy", "TrangThai"] {
+        match text(obj, field) {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(format!("Thiếu trường bắt buộc {field}")),
+            Err(()) => return Err(invalid(field, "?", "phải là chuỗi")),
+        }
+    }
+    for field in ["ThoiDiemXuLy", "NgayBatDau", "NgayKetThucTheoQuyDinh"] {
+        check_time(obj, field, field)?;
+    }
+    check_range(obj, "TrangThai", 1, 10)?;
+    check_length(obj, "NguoiXuLy", 50)
+}
+
+fn status_of(obj: &Map<String, Value>) -> Option<u8> {
+    text(obj, "TrangThaiHoSo").ok().flatten()?.parse().ok()
+}
+
+/// Whether `GhiChu` names a dossier code other than the copy's own: a code-like token, i.e. one with
+/// a digit and a dash (`H26.31-251215-0001`, `BTP-260116-000123`).
+fn names_other_code(note: &str, own: &str) -> bool {
+    note.split(|c: char| !(c.is_alphanumeric() || c == '.' || c == '-'))
+        .map(|t| t.trim_matches(|c| c == '.' || c == '-'))
+        .any(|t| t != own && t.contains('-') && t.chars().any(|c| c.is_ascii_digit()))
+}
+
+/// A closed duplicate: stopped, with a note naming the case's canonical code. Not live, never late.
+pub fn is_closed_duplicate(obj: &Map<String, Value>) -> bool {
+    let own = text(obj, "MaHoSo").ok().flatten().unwrap_or_default();
+    status_of(obj) == Some(8) && text(obj, "GhiChu").ok().flatten().is_some_and(|note| names_other_code(&note, &own))
+}
+
+/// The portal's verdict ("How the portal judges a dossier"). The supplement pause is plain elapsed
+/// time here rather than working time: close enough for the simulator, and a difference the bridge's
+/// own verdict must not rely on.
+pub fn judge(copy: &StoredCopy, now: Timestamp) -> bool {
+    let obj = &copy.dossier;
+    if is_closed_duplicate(obj) {
+        return false;
+    }
+    let Some(due) = time_field(obj, "NgayHenTra") else {
+        return false;
+    };
+    let supplements: Vec<&Map<String, Value>> = match obj.get("DanhSachHoSoBoSung") {
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).collect(),
+        _ => Vec::new(),
+    };
+    if supplements.len() > 1 {
+        return true;
+    }
+    let mut due = due;
+    let mut awaited_since = None;
+    for s in &supplements {
+        match (time_field(s, "NgayBoSung"), time_field(s, "NgayTiepNhanBoSung")) {
+            (Some(asked), Some(got)) if got > asked => {
+                due = due.checked_add(got.duration_since(asked)).unwrap_or(due);
+            }
+            (Some(asked), None) => awaited_since = Some(asked),
+            _ => {}
+        }
+    }
+    let status = status_of(obj).unwrap_or(0);
+    if is_end(status) {
+        let end = time_field(obj, "NgayKetThucXuLy")
+            .or_else(|| time_field(obj, "NgayTra"))
+            .or_else(|| time_field(obj, "NgayTuChoi"))
+            .or(copy.first_seen_ended_at);
+        return end.is_some_and(|end| end > due);
+    }
+    match awaited_since {
+        Some(asked) => asked > due,
+        None => now > due,
+    }
+}
+
+fn answer(error_code: &str, message: &str, result: Vec<Value>) -> Response {
+    Json(json!({ "error_code": error_code, "message": message, "result": result })).into_response()
+}
+
+/// One item's outcome: its error code and message when refused.
+type Outcome = Result<(), (&'static str, String)>;
+
+/// One item's outcome in a batch answer.
+fn item(code: &str, outcome: &Outcome) -> Value {
+    match outcome {
+        Ok(()) => json!({ "MaHoSo": code, "error_code": OK, "message": "Thành công" }),
+        Err((ec, msg)) => json!({ "MaHoSo": code, "error_code": ec, "message": msg }),
+    }
+}
+
+/// The answer to a batch: the top level carries the first failed item's code and message.
+fn batch_answer(portal: &mut PortalState, outcomes: Vec<(String, Outcome)>) -> Response {
+    let first_failure = outcomes.iter().find_map(|(_, o)| o.as_ref().err()).cloned();
+    let result = outcomes.iter().map(|(c, o)| item(c, o)).collect();
+    match first_failure {
+        None => answer(OK, "Thành công", result),
+        Some((ec, msg)) => {
+            portal.rejected_calls += 1;
+            answer(ec, &msg, result)
+        }
+    }
+}
+
+fn as_flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Some(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Some(false),
+        _ => None,
+    }
+}
+
+fn dong_bo(portal: &mut PortalState, body: &Map<String, Value>, now: Timestamp) -> Response {
+    let Some(updating) = body.get("isUpdating").and_then(as_flag) else {
+        portal.rejected_calls += 1;
+        return answer(INVALID, "Tham số isUpdating không hợp lệ: phải là \"True\" hoặc \"False\"", vec![]);
+    };
+    let Some(Value::Array(items)) = body.get("data") else {
+        portal.rejected_calls += 1;
+        return answer(INVALID, "Tham số data không hợp lệ: phải là mảng hồ sơ", vec![]);
+    };
+    let mut outcomes = Vec::with_capacity(items.len());
+    for raw in items {
+        let Value::Object(obj) = raw else {
+            outcomes.push((String::new(), Err((INVALID, "Hồ sơ không hợp lệ: phải là đối tượng".to_owned()))));
+            continue;
+        };
+        let code = text(obj, "MaHoSo").ok().flatten().unwrap_or_default();
+        let outcome = validate_dossier(obj).map_err(|m| (INVALID, m)).and_then(|()| {
+            let ended = status_of(obj).is_some_and(is_end);
+            match (updating, portal.copies.get_mut(&code)) {
+                (false, Some(_)) => Err((EXISTS, format!("Hồ sơ {code} đã tồn tại trên Cổng DVCQG"))),
+                (true, None) => Err((UNKNOWN, format!("Hồ sơ {code} không tồn tại trên Cổng DVCQG"))),
+                (false, None) => {
+                    portal.copies.insert(
+                        code.clone(),
+                        StoredCopy {
+                            dossier: obj.clone(),
+                            creates: 1,
+                            updates: 0,
+                            progress: Vec::new(),
+                            first_seen_ended_at: ended.then_some(now),
+                        },
+                    );
+                    Ok(())
+                }
+                (true, Some(copy)) => {
+                    copy.dossier = obj.clone();
+                    copy.updates += 1;
+                    if ended && copy.first_seen_ended_at.is_none() {
+                        copy.first_seen_ended_at = Some(now);
+                    }
+                    Ok(())
+                }
+            }
+        });
+        outcomes.push((code, outcome));
+    }
+    batch_answer(portal, outcomes)
+}
+
+fn tien_do(portal: &mut PortalState, body: &Map<String, Value>) -> Response {
+    let Some(Value::Array(items)) = body.get("data") else {
+        portal.rejected_calls += 1;
+        return answer(INVALID, "Tham số data không hợp lệ: phải là mảng tiến độ", vec![]);
+    };
+    if items.len() > MAX_PROGRESS_ITEMS {
+        portal.rejected_calls += 1;
+        return answer(
+            INVALID,
+            &format!(
+                "Tham số data không hợp lệ: tối đa {MAX_PROGRESS_ITEMS} bản ghi mỗi lần gọi (nhận {})",
+                items.len()
+            ),
+            vec![],
+        );
+    }
+    let mut outcomes = Vec::with_capacity(items.len());
+    for raw in items {
+        let Value::Object(obj) = raw else {
+            outcomes.push((String::new(), Err((INVALID, "Tiến độ không hợp lệ: phải là đối tượng".to_owned()))));
+            continue;
+        };
+        let code = text(obj, "MaHoSo").ok().flatten().unwrap_or_default();
+        let outcome =
+            validate_progress(obj).map_err(|m| (INVALID, m)).and_then(|()| match portal.copies.get_mut(&code) {
+                None => Err((UNKNOWN, format!("Hồ sơ {code} không tồn tại trên Cổng DVCQG"))),
+                Some(copy) => {
+                    copy.progress.push(raw.clone());
+                    Ok(())
+                }
+            });
+        outcomes.push((code, outcome));
+    }
+    batch_answer(portal, outcomes)
+}
+
+fn tra_cuu(portal: &mut PortalState, body: &Map<String, Value>) -> Response {
+    let code = text(body, "mahoso").ok().flatten().or_else(|| text(body, "MaHoSo").ok().flatten());
+    let Some(code) = code else {
+        portal.rejected_calls += 1;
+        return answer(INVALID, "Thiếu tham số mahoso", vec![]);
+    };
+    let result = portal.copies.get(&code).map(|c| vec![Value::Object(c.dossier.clone())]).unwrap_or_default();
+    answer(OK, "Thành công", result)
+}
+
+pub fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route(AUTH_PATH, post(auth))
+        .route(INTEGRATION_PATH, post(integration))
+        .route("/_sim/expected", get(sim_expected))
+        .route("/_sim/quarantine", get(sim_quarantine))
+        .route("/_sim/portal", get(sim_portal))
+        .route("/_sim/stats", get(sim_stats))
+        .route("/_sim/now", get(sim_now))
+        .route("/_sim/pause", post(sim_pause))
+        .route("/_sim/resume", post(sim_resume))
+        .route("/_sim/outage", post(sim_outage))
+        .with_state(shared)
+}
+
+/// What every portal call goes through first: the outage switch, the call count, the routing header
+/// and a JSON object body. `Err` is the answer to send instead.
+fn admit(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Map<String, Value>, Box<Response>> {
+    let mut portal = shared.lock_portal();
+    portal.calls += 1;
+    let refusal = if shared.portal_down.load(Ordering::SeqCst) {
+        portal.outage_answers += 1;
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, "1")],
+            Json(json!({ "error_code": "503", "message": "Hệ thống đang bảo trì, vui lòng thử lại sau" })),
+        )
+            .into_response()
+    } else {
+        let dstcode = headers.get("dstcode").and_then(|v| v.to_str().ok());
+        if dstcode != Some(shared.opts.portal_dstcode.as_str()) {
+            answer(CONFIG_FAULT, &format!("Mã định tuyến dstcode không hợp lệ: \"{}\"", dstcode.unwrap_or("")), vec![])
+        } else {
+            match serde_json::from_slice::<Value>(body) {
+                Ok(Value::Object(obj)) => return Ok(obj),
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({ "error_code": INVALID, "message": "Dữ liệu gửi lên không phải đối tượng JSON hợp lệ", "result": [] })),
+                )
+                    .into_response(),
+            }
+        }
+    };
+    portal.rejected_calls += 1;
+    Err(Box::new(refusal))
+}
+
+async fn auth(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let obj = match admit(&shared, &headers, &body) {
+        Ok(obj) => obj,
+        Err(answer) => return *answer,
+    };
+    let mut portal = shared.lock_portal();
+    let user = text(&obj, "username").ok().flatten();
+    let pass = text(&obj, "password").ok().flatten();
+    if user.as_deref() != Some(shared.opts.portal_username.as_str())
+        || pass.as_deref() != Some(shared.opts.portal_password.as_str())
+    {
+        portal.rejected_calls += 1;
+        return Json(
+            json!({ "session": null, "error_code": CONFIG_FAULT, "message": "Tên đăng nhập hoặc mật khẩu không đúng" }),
+        )
+        .into_response();
+    }
+    let now = Instant::now();
+    portal.sessions.retain(|_, exp| *exp > now);
+    let rng = portal.rng.get_or_insert_with(fastrand::Rng::new);
+    let session = format!("{:016x}{:016x}", rng.u64(..), rng.u64(..));
+    let ttl = shared.opts.portal_session_ttl;
+    portal.sessions.insert(session.clone(), now + ttl);
+    Json(json!({ "session": session, "error_code": 0, "message": "Đăng nhập thành công" })).into_response()
+}
+
+async fn integration(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let obj = match admit(&shared, &headers, &body) {
+        Ok(obj) => obj,
+        Err(answer) => return *answer,
+    };
+    let now = shared.now();
+    let mut portal = shared.lock_portal();
+    let session_ok = text(&obj, "session")
+        .ok()
+        .flatten()
+        .and_then(|s| portal.sessions.get(&s).copied())
+        .is_some_and(|exp| exp > Instant::now());
+    if !session_ok {
+        portal.rejected_calls += 1;
+        return answer(SESSION, "Phiên làm việc không hợp lệ hoặc đã hết hạn", vec![]);
+    }
+    let madonvi = text(&obj, "madonvi").ok().flatten().unwrap_or_default();
+    if madonvi != shared.opts.portal_madonvi {
+        portal.rejected_calls += 1;
+        return answer(
+            CONFIG_FAULT,
+            &format!("Mã đơn vị không hợp lệ hoặc không được phép đồng bộ: \"{madonvi}\""),
+            vec![],
+        );
+    }
+    let service = text(&obj, "service").ok().flatten().unwrap_or_default();
+    match service.as_str() {
+        "DongBoHoSoMC" => dong_bo(&mut portal, &obj, now),
+        "CapNhatTienDoHoSoMC" => tien_do(&mut portal, &obj),
+        "TraCuuHoSo" => tra_cuu(&mut portal, &obj),
+        other => {
+            portal.rejected_calls += 1;
+            answer(CONFIG_FAULT, &format!("Dịch vụ \"{other}\" không được hỗ trợ"), vec![])
+        }
+    }
+}
+
+async fn sim_expected(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.expected_portal()).into_response()
+}
+
+async fn sim_quarantine(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.expected_quarantine()).into_response()
+}
+
+async fn sim_portal(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.portal_snapshot()).into_response()
+}
+
+async fn sim_stats(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.stats()).into_response()
+}
+
+async fn sim_now(State(shared): State<Arc<Shared>>) -> Response {
+    Json(json!({ "now": shared.now() })).into_response()
+}
+
+async fn sim_pause(State(shared): State<Arc<Shared>>) -> Response {
+    shared.set_paused(true);
+    Json(json!({ "ok": true, "paused": true })).into_response()
+}
+
+async fn sim_resume(State(shared): State<Arc<Shared>>) -> Response {
+    shared.set_paused(false);
+    Json(json!({ "ok": true, "paused": false })).into_response()
+}
+
+async fn sim_outage(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(down) = q.get("down").and_then(|v| v.parse::<bool>().ok()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({ "ok": false, "message": "expected ?down=true or ?down=false" })),
+        )
+            .into_response();
+    };
+    shared.portal_down.store(down, Ordering::SeqCst);
+    Json(json!({ "ok": true, "down": down })).into_response()
+}

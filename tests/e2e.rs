@@ -1,0 +1,54 @@
+//! End to end through the real daemon: the simulated city and ministry change while the bridge
+//! syncs them to the simulated portal; at the end the portal shows every dossier once, with the
+//! sources' status and times.
+
+mod support;
+
+use std::time::Duration;
+
+use support::Harness;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_dossier_of_both_systems_reaches_the_portal_once() {
+    let h = Harness::start(Duration::from_millis(150)).await;
+    let mut daemon = h.spawn_daemon(0);
+    // Let the world change under the daemon for a while, then freeze it and let the bridge catch up.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    h.world.pause_changes();
+    h.wait_converged(Duration::from_secs(90)).await;
+
+    let expected = h.world.expected_portal();
+    let dual = expected.values().filter(|e| e.member_codes.len() > 1).count();
+    let same_code = expected.values().filter(|e| e.member_codes.len() == 1).count();
+    assert!(dual >= 3, "the scenario must hold dossiers present in both systems (found {dual})");
+    assert!(same_code > 50, "the scenario must hold ordinary dossiers (found {same_code})");
+    let stats = h.world.stats();
+    assert!(stats.changes_made > 0, "the world changed during the run");
+
+    // Malformed records are quarantined with a reason, not dropped and not pushed.
+    let quarantined = h.world.expected_quarantine();
+    assert!(!quarantined.is_empty(), "the scenario injects malformed records");
+    for (source, native_id) in &quarantined {
+        let n = h.query_i64(&format!(
+            "SELECT COUNT(*) FROM quarantine WHERE source = '{source}' AND native_id = '{native_id}' AND reason <> ''"
+        ));
+        assert_eq!(n, 1, "{source}/{native_id} must be quarantined with a reason");
+    }
+
+    // The operator's tools read the store while the daemon runs.
+    let (code, out, err) = h.cli(&["status"]);
+    assert!(code == 0 || code == 1, "status exit {code}: {err}");
+    assert!(out.contains("city") && out.contains("moj"), "{out}");
+    let some_dual = expected.values().find(|e| e.member_codes.len() > 1).expect("a dual case");
+    let (code, out, err) = h.cli(&["log", "--dossier", &some_dual.portal_code]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("portal.acked"), "log for {} shows the push:\n{out}", some_dual.portal_code);
+
+    // SIGTERM stops it cleanly.
+    let pid = daemon.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());
+    let status = tokio::task::spawn_blocking(move || daemon.wait()).await.expect("join").expect("wait");
+    assert!(status.success(), "daemon exit {status:?}\n{}", support::tail(&h.daemon_logs(), 30));
+    assert_eq!(h.query_i64("SELECT COUNT(*) FROM sync_log WHERE kind = 'daemon.stopped'"), 1);
+    h.world.shutdown().await;
+}

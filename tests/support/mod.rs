@@ -1,0 +1,167 @@
+//! Test harness: a simulated world in the test process, the real `dvc-bridge` binary as the daemon.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dvc_bridge::cli::demo::{BridgeTuning, demo_start, unpack_fixtures, write_config};
+use dvc_bridge::clock::SimClock;
+use dvc_bridge::core::timefmt::portal_time;
+use dvc_bridge::sim::{SimOptions, World};
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub world: World,
+    pub opts: SimOptions,
+    pub config: PathBuf,
+}
+
+impl Harness {
+    /// A world that changes every `tick` (zero: only on demand).
+    pub async fn start(tick: Duration) -> Harness {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fixtures = unpack_fixtures(dir.path()).expect("fixtures");
+        let clock = SimClock::starting_now(demo_start(), 60.0);
+        let mut opts = SimOptions::demo(fixtures, clock);
+        opts.tick = tick;
+        opts.malformed_every = Some(25);
+        let world = World::start(opts.clone()).await.expect("simulated world");
+        let config = write_config(dir.path(), &world, &opts, &BridgeTuning::default()).expect("config");
+        Harness { dir, world, opts, config }
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("data/dvc-bridge.db")
+    }
+
+    pub fn log_path(&self, n: usize) -> PathBuf {
+        self.dir.path().join(format!("daemon-{n}.log"))
+    }
+
+    /// Start the daemon as its own process; its stderr goes to `daemon-N.log`.
+    pub fn spawn_daemon(&self, n: usize) -> Child {
+        let log = std::fs::File::create(self.log_path(n)).expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_dvc-bridge"))
+            .args(["run", "--config"])
+            .arg(&self.config)
+            .env("RUST_LOG", "dvc_bridge=info,warn")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn dvc-bridge")
+    }
+
+    pub fn daemon_logs(&self) -> String {
+        (0..8).filter_map(|n| std::fs::read_to_string(self.log_path(n)).ok()).collect::<Vec<_>>().join("\n---\n")
+    }
+
+    /// Run the CLI and return (exit code, stdout, stderr).
+    pub fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_dvc-bridge"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .expect("run dvc-bridge");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+
+    /// Every way the portal differs from what the sources say it should show (empty: in sync).
+    pub fn mismatches(&self) -> Vec<String> {
+        mismatches(&self.world)
+    }
+
+    /// Wait until the portal matches the sources, or panic with what still differs.
+    pub async fn wait_converged(&self, limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            let m = self.mismatches();
+            if m.is_empty() {
+                return;
+            }
+            if t0.elapsed() > limit {
+                panic!(
+                    "portal still differs from the sources after {limit:?} ({} problems), first ones:\n{}\n\ndaemon logs:\n{}",
+                    m.len(),
+                    m.iter().take(15).cloned().collect::<Vec<_>>().join("\n"),
+                    tail(&self.daemon_logs(), 60)
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        let c = rusqlite_conn(&self.db());
+        c.query_row(sql, [], |r| r.get(0)).expect(sql)
+    }
+}
+
+fn rusqlite_conn(db: &Path) -> rusqlite::Connection {
+    dvc_bridge::store::open_reader(db).expect("open database")
+}
+
+pub fn tail(s: &str, lines: usize) -> String {
+    let v: Vec<&str> = s.lines().collect();
+    v[v.len().saturating_sub(lines)..].join("\n")
+}
+
+fn field<'a>(v: &'a serde_json::Value, k: &str) -> Option<&'a str> {
+    v.get(k).and_then(|x| x.as_str())
+}
+
+/// Compare the simulated portal with the simulated sources' truth.
+pub fn mismatches(world: &World) -> Vec<String> {
+    let expected = world.expected_portal();
+    let portal = world.portal_snapshot();
+    let mut out = Vec::new();
+    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
+    for (code, e) in &expected {
+        for m in &e.member_codes {
+            owner.insert(m.as_str(), code.as_str());
+        }
+        let Some(copy) = portal.get(code) else {
+            out.push(format!("{code}: missing on the portal (expected status {})", e.status));
+            continue;
+        };
+        let d = &copy.dossier;
+        let want = |k: &str, v: Option<String>, out: &mut Vec<String>| {
+            if field(d, k).map(str::to_string) != v {
+                out.push(format!("{code}: {k} is {:?}, sources say {:?}", field(d, k), v));
+            }
+        };
+        want("TrangThaiHoSo", Some(e.status.to_string()), &mut out);
+        want("NgayTiepNhan", Some(portal_time(e.received_at)), &mut out);
+        want("NgayHenTra", Some(portal_time(e.due_at)), &mut out);
+        if let Some(t) = e.ended_at {
+            want("NgayKetThucXuLy", Some(portal_time(t)), &mut out);
+        }
+        if e.status == 10 {
+            want("NgayTra", e.returned_at.map(portal_time), &mut out);
+        }
+        if copy.creates != 1 {
+            out.push(format!("{code}: created {} times on the portal", copy.creates));
+        }
+    }
+    // One live code per case: every other code of a case is absent or closed as a duplicate.
+    for (code, copy) in &portal {
+        match owner.get(code.as_str()) {
+            Some(live) if *live == code.as_str() => {}
+            Some(live) => {
+                if copy.live {
+                    out.push(format!("{code}: live on the portal although the case's code is {live}"));
+                }
+            }
+            None => out.push(format!("{code}: on the portal but no source has such a dossier")),
+        }
+    }
+    out
+}
