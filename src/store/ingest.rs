@@ -469,3 +469,128 @@ pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timest
     }
     Ok(written)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::merge::tests::rec;
+    use crate::store::{open_writer, outbox};
+
+    fn setup() -> (tempfile::TempDir, Connection, MergeCtx) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db")).unwrap();
+        let sources = vec![
+            ("city".to_string(), "city-igate".to_string(), SystemKind::City, PortalMode::Push),
+            ("moj".to_string(), "moj".to_string(), SystemKind::Ministry, PortalMode::Push),
+        ];
+        register_sources(&conn, &sources).unwrap();
+        let ctx = MergeCtx {
+            sources: sources.iter().map(|(n, _, k, m)| (n.clone(), (*k, *m))).collect(),
+            cutover: toml::from_str("[[cutover]]\nsource = \"moj\"\nprocedure = \"*\"\ndate = \"2026-01-15\"\n")
+                .unwrap(),
+        };
+        (dir, conn, ctx)
+    }
+
+    fn page(source: &str, r: &SourceRecord) -> Page {
+        let raw = serde_json::to_value(r).unwrap();
+        Page { source: source.into(), items: vec![Incoming::Mapped { record: Box::new(r.clone()), raw }], cursor: None }
+    }
+
+    fn now() -> Timestamp {
+        "2026-03-09T01:00:00Z".parse().unwrap()
+    }
+
+    fn send_all(conn: &mut Connection) -> Vec<(String, outbox::Kind, String)> {
+        let rows = outbox::next_batch(conn, now(), 100).unwrap();
+        let mut sent = Vec::new();
+        for row in rows {
+            sent.push((row.code.clone(), row.kind, row.payload["TrangThaiHoSo"].as_str().unwrap_or("").to_string()));
+            outbox::ack(conn, &row, now()).unwrap();
+        }
+        sent
+    }
+
+    #[test]
+    fn a_code_pushed_before_an_earlier_member_appeared_is_closed_as_a_duplicate() {
+        let (_d, mut conn, ctx) = setup();
+        let mut moj = rec("moj", "M-7", "2026-02-03T02:00:00Z", "2026-02-05T02:00:00Z", Status::Processing);
+        moj.reference_codes = vec!["C-7".into()];
+        ingest_page(&mut conn, &ctx, page("moj", &moj), now()).unwrap();
+        assert_eq!(send_all(&mut conn), vec![("M-7".to_string(), outbox::Kind::Upsert, "4".to_string())]);
+
+        // The city copy, received a day earlier, shows up: its code becomes the case's live code.
+        let city = rec("city", "C-7", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        let r = ingest_page(&mut conn, &ctx, page("city", &city), now()).unwrap();
+        assert_eq!(r.new, 1);
+        let mut sent = send_all(&mut conn);
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![
+                ("C-7".to_string(), outbox::Kind::Upsert, "4".to_string()),
+                ("M-7".to_string(), outbox::Kind::Close, "8".to_string()),
+            ],
+            "the live code carries the ministry's status; the earlier-pushed code is closed"
+        );
+        assert!(!outbox::is_live(&conn, "M-7").unwrap());
+        assert!(outbox::is_live(&conn, "C-7").unwrap());
+        let dossiers: i64 = conn.query_row("SELECT COUNT(*) FROM dossiers", [], |r| r.get(0)).unwrap();
+        assert_eq!(dossiers, 1);
+        let linked: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sync_log WHERE kind = 'dossier.linked' AND dossier = 'M-7'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(linked, 1, "the link is in the sync log with its rule");
+        // Nothing more to send: the portal holds exactly the canonical state.
+        assert!(send_all(&mut conn).is_empty());
+    }
+
+    #[test]
+    fn an_end_state_that_would_regress_is_held_back_as_a_conflict() {
+        let (_d, mut conn, ctx) = setup();
+        let mut c = rec("city", "C-9", "2026-02-02T02:00:00Z", "2026-02-06T02:00:00Z", Status::Finished);
+        c.finished_at = Some("2026-02-06T02:00:00Z".parse().unwrap());
+        ingest_page(&mut conn, &ctx, page("city", &c), now()).unwrap();
+        assert_eq!(send_all(&mut conn).len(), 1);
+        let mut back = c.clone();
+        back.status = Status::Processing;
+        back.updated_at = "2026-02-07T02:00:00Z".parse().unwrap();
+        let r = ingest_page(&mut conn, &ctx, page("city", &back), now()).unwrap();
+        assert_eq!((r.changed, r.enqueued), (1, 0));
+        assert!(send_all(&mut conn).is_empty(), "a regression is never pushed");
+        let conflict: Option<String> = conn.query_row("SELECT conflict FROM dossiers", [], |r| r.get(0)).unwrap();
+        assert!(conflict.unwrap().contains("back to 4"));
+        let logged: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sync_log WHERE kind = 'conflict.regression'", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(logged, 1);
+    }
+
+    #[test]
+    fn an_unchanged_payload_is_skipped_and_a_bad_one_quarantined_once() {
+        let (_d, mut conn, ctx) = setup();
+        let c = rec("city", "C-1", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        assert_eq!(ingest_page(&mut conn, &ctx, page("city", &c), now()).unwrap().new, 1);
+        assert_eq!(ingest_page(&mut conn, &ctx, page("city", &c), now()).unwrap().unchanged, 1);
+        let bad = Page {
+            source: "city".into(),
+            items: vec![Incoming::Bad {
+                native_id: Some("x1".into()),
+                reason: "field `status`: bad".into(),
+                raw: serde_json::json!({"id": "x1"}),
+            }],
+            cursor: Some(("2026-02-02T02:00:00Z".parse().unwrap(), "x1".into())),
+        };
+        assert_eq!(ingest_page(&mut conn, &ctx, bad.clone(), now()).unwrap().quarantined, 1);
+        assert_eq!(
+            ingest_page(&mut conn, &ctx, bad, now()).unwrap().quarantined,
+            0,
+            "the same bad payload is counted once"
+        );
+        let seen: i64 = conn.query_row("SELECT seen FROM quarantine", [], |r| r.get(0)).unwrap();
+        assert_eq!(seen, 2);
+        assert!(cursor(&conn, "city").unwrap().is_some(), "a page of bad records still advances the cursor");
+    }
+}

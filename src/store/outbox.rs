@@ -10,7 +10,7 @@ use serde_json::json;
 use super::synclog::{self, Entry, Level};
 use super::{parse_ts, sha256_hex, ts};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
     /// Create or update the dossier under its live code.
     Upsert,

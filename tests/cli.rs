@@ -1,0 +1,135 @@
+//! The command line as operators use it: check-config diagnostics, and the demo.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_dvc-bridge"))
+}
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// A folder with the three credentials the reference configuration names.
+fn credentials() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for name in ["portal-password", "city-api-key", "moj-client-secret"] {
+        std::fs::write(d.path().join(name), "s3cret\n").unwrap();
+    }
+    d
+}
+
+fn run(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().expect("run dvc-bridge");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// The reference configuration as an installed service would load it: adapters from their installed
+/// folder (here overridden from the environment), secrets as systemd credentials.
+fn check_reference(extra_env: &[(&str, &str)], creds: Option<&Path>) -> (i32, String) {
+    let mut cmd = bin();
+    cmd.args(["check-config", "--config"]).arg(repo("config/dvc-bridge.toml"));
+    cmd.env("DVC_BRIDGE__PATHS__ADAPTERS_DIR", repo("adapters")).env_remove("CREDENTIALS_DIRECTORY");
+    if let Some(c) = creds {
+        cmd.env("CREDENTIALS_DIRECTORY", c);
+    }
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+#[test]
+fn the_reference_configuration_is_valid_with_its_credentials() {
+    let creds = credentials();
+    let (code, out) = check_reference(&[], Some(creds.path()));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("source city") && out.contains("source moj"), "{out}");
+    assert!(!out.contains("s3cret"), "a secret must never be printed");
+}
+
+#[test]
+fn a_missing_credential_names_the_key_and_where_it_was_looked_for() {
+    let (code, out) = check_reference(&[], None);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("portal.password") && out.contains("CREDENTIALS_DIRECTORY"), "{out}");
+    assert!(out.contains("sources[1].credentials.client_secret"), "every problem at once:\n{out}");
+}
+
+#[test]
+fn an_environment_override_is_validated_like_the_file() {
+    let creds = credentials();
+    let (code, out) = check_reference(&[("DVC_BRIDGE__DELIVERY__BATCH_SIZE", "0")], Some(creds.path()));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("delivery.batch_size"), "{out}");
+    let (code, out) = check_reference(&[("DVC_BRIDGE__DELIVERY__BATCH_SIZE", "50")], Some(creds.path()));
+    assert_eq!(code, 0, "{out}");
+}
+
+fn broken_copy(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo("config/dvc-bridge.toml")).unwrap();
+    assert!(text.contains(from), "the reference config changed: update this test");
+    let p = d.path().join("dvc-bridge.toml");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+    std::fs::copy(repo("config/cutover.toml"), d.path().join("cutover.toml")).unwrap();
+    (d, p)
+}
+
+#[test]
+fn a_typo_names_the_file_the_key_and_the_line() {
+    let (_d, p) = broken_copy("batch_size = 20", "batch_sise = 20");
+    let creds = credentials();
+    let (code, out) = run(bin()
+        .args(["check-config", "--config"])
+        .arg(&p)
+        .env("DVC_BRIDGE__PATHS__ADAPTERS_DIR", repo("adapters"))
+        .env("CREDENTIALS_DIRECTORY", creds.path()));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains(&p.display().to_string()), "names the file:\n{out}");
+    assert!(out.contains("delivery") && out.contains("batch_sise"), "names the key:\n{out}");
+    assert!(out.contains("line"), "names the line:\n{out}");
+}
+
+#[test]
+fn an_inline_secret_is_refused_with_the_way_out() {
+    let (_d, p) = broken_copy("password = { credential = \"portal-password\" }", "password = \"hunter2\"");
+    let creds = credentials();
+    let (code, out) = run(bin()
+        .args(["check-config", "--config"])
+        .arg(&p)
+        .env("DVC_BRIDGE__PATHS__ADAPTERS_DIR", repo("adapters"))
+        .env("CREDENTIALS_DIRECTORY", creds.path()));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("portal.password") && out.contains("never written inline"), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+}
+
+#[test]
+fn a_broken_descriptor_is_reported_with_its_own_file_and_key() {
+    let d = tempfile::tempdir().unwrap();
+    let adapters = d.path().join("adapters");
+    std::fs::create_dir_all(&adapters).unwrap();
+    std::fs::copy(repo("adapters/city-igate.toml"), adapters.join("city-igate.toml")).unwrap();
+    let moj = std::fs::read_to_string(repo("adapters/moj.toml"))
+        .unwrap()
+        .replace("DA_TRA_KET_QUA = 10", "DA_TRA_KET_QUA = 11");
+    std::fs::write(adapters.join("moj.toml"), moj).unwrap();
+    let creds = credentials();
+    let (code, out) =
+        check_reference(&[("DVC_BRIDGE__PATHS__ADAPTERS_DIR", adapters.to_str().unwrap())], Some(creds.path()));
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("moj.toml") && out.contains("status_map.DA_TRA_KET_QUA") && out.contains("1–10"), "{out}");
+}
+
+#[test]
+fn the_demo_runs_and_reports_what_it_syncs() {
+    let (code, out) = run(bin().args(["demo", "--seconds", "5", "--interval", "1"]));
+    assert_eq!(code, 0, "{out}");
+    let last = out.lines().rfind(|l| l.contains("pushed")).expect("summary lines");
+    let pushed: u64 =
+        last.split("pushed").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(pushed > 50, "the demo pushes the fixtures' dossiers within seconds:\n{out}");
+}
