@@ -1,25 +1,33 @@
-//! The daemon: one poll task per source, one delivery task, the store's writer thread, systemd
-//! notification, and a clean stop.
+//! The daemon: a runner per source, one delivery task, the store's writer thread, systemd
+//! notification, reload on SIGHUP, and a clean stop.
 //!
 //! Stop order on SIGTERM: the stop token fires; pollers stop between pages and delivery between
 //! sends (a page's transaction or an acknowledgement already handed to the writer is finished);
 //! the writer thread drains its queue; the lease is released.
+//!
+//! Reload on SIGHUP: the configuration and descriptors are read again; if they are valid the
+//! workers are stopped the same way and started again with them, and quarantined records are mapped
+//! again (a descriptor fix releases them). If not, the problems go to the sync log and the daemon
+//! keeps running as it was.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::SharedClock;
 use crate::config::Settings;
+use crate::core::mapping::Mapper;
 use crate::portal::client::PortalClient;
 use crate::portal::delivery::Delivery;
 use crate::source::Poller;
+use crate::source::fetch::HttpFetch;
+use crate::source::runner::Runner;
 use crate::stats::Counters;
-use crate::store::ingest::{self, MergeCtx};
+use crate::store::ingest::{self, Incoming, MergeCtx, Page};
 use crate::store::synclog::{self, Entry, Level};
-use crate::store::{self, Lease, Writer, report, ts};
+use crate::store::{self, Lease, Writer};
 
 /// Tell systemd (a no-op when not run by systemd: `NOTIFY_SOCKET` unset).
 fn notify(state: &[sd_notify::NotifyState]) {
@@ -47,76 +55,115 @@ async fn log(writer: &Writer, clock: &SharedClock, entry: Entry) {
     }
 }
 
-async fn poll_loop(
-    mut poller: Poller,
-    writer: Writer,
-    clock: SharedClock,
-    interval: Duration,
+/// The tasks that a reload replaces.
+struct Workers {
     stop: CancellationToken,
-    stats: Arc<Counters>,
-) {
-    let name = poller.name.clone();
-    let mut failing: Option<String> = None;
-    let mut consecutive = 0u32;
-    while !stop.is_cancelled() {
-        let at = ts(clock.now());
-        let (n, a) = (name.clone(), at.clone());
-        if let Err(e) = writer.call(move |c| Ok(report::poll_started(c, &n, &a)?)).await {
-            tracing::error!(source = %name, error = %format!("{e:#}"), "store unavailable");
-        }
-        let outcome = poller.poll(&stop).await;
-        let at = ts(clock.now());
-        let error = outcome.as_ref().err().map(|e| format!("{e:#}"));
-        let (n, err) = (name.clone(), error.clone());
-        if let Err(e) = writer.call(move |c| Ok(report::poll_finished(c, &n, &at, err.as_deref())?)).await {
-            tracing::error!(source = %name, error = %format!("{e:#}"), "store unavailable");
-        }
-        match outcome {
-            Ok(r) => {
-                Counters::add(&stats.polled, u64::from(r.records));
-                Counters::add(&stats.new, u64::from(r.ingest.new));
-                Counters::add(&stats.changed, u64::from(r.ingest.changed));
-                Counters::add(&stats.quarantined, u64::from(r.ingest.quarantined));
-                tracing::debug!(source = %name, pages = r.pages, records = r.records, new = r.ingest.new, changed = r.ingest.changed, "poll done");
-                consecutive = 0;
-                if failing.take().is_some() {
-                    log(
-                        &writer,
-                        &clock,
-                        Entry::new(Level::Info, "poll.recovered", "source answers again").source(&name),
-                    )
-                    .await;
-                }
-            }
-            Err(e) => {
-                let msg = format!("{e:#}");
-                Counters::add(&stats.poll_errors, 1);
-                consecutive += 1;
-                tracing::warn!(source = %name, error = %msg, "poll failed");
-                if failing.as_deref() != Some(msg.as_str()) {
-                    log(
-                        &writer,
-                        &clock,
-                        Entry::new(Level::Warn, "poll.failed", format!("poll failed: {msg}; retrying with backoff"))
-                            .source(&name),
-                    )
-                    .await;
-                    failing = Some(msg);
-                }
-            }
-        }
-        // Back off a failing source (up to 32 intervals, at most 10 minutes): never hammer it.
-        let factor = 2u32.saturating_pow(consecutive.min(5));
-        let wait = (interval * factor).min(Duration::from_secs(600).max(interval));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = stop.cancelled() => {}
-        }
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Workers {
+    async fn stop(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
     }
 }
 
-/// Run the daemon until `stop` fires.
-pub async fn run(settings: Settings, stop: CancellationToken, stats: Arc<Counters>) -> anyhow::Result<()> {
+async fn start_workers(
+    settings: &Settings,
+    writer: &Writer,
+    clock: &SharedClock,
+    stats: &Arc<Counters>,
+) -> anyhow::Result<Workers> {
+    let registered: Vec<_> = settings
+        .sources
+        .iter()
+        .map(|s| (s.config.name.clone(), s.config.adapter.clone(), s.descriptor.kind, s.config.portal_mode))
+        .collect();
+    writer.call(move |c| ingest::register_sources(c, &registered)).await?;
+    let ctx = Arc::new(merge_ctx(settings));
+    retry_quarantine(settings, writer, clock, &ctx).await?;
+    let stop = CancellationToken::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for src in settings.sources.iter().filter(|s| s.config.enabled) {
+        let fetch = HttpFetch::new(src).with_context(|| format!("source {}", src.config.name))?;
+        let mapper = Mapper::new(src.descriptor.clone());
+        let poller = Poller::new(
+            &src.config.name,
+            mapper,
+            fetch,
+            src.config.lookback_secs,
+            clock.clone(),
+            writer.clone(),
+            ctx.clone(),
+        );
+        let runner = Runner {
+            poller,
+            config: src.config.clone(),
+            writer: writer.clone(),
+            clock: clock.clone(),
+            stats: stats.clone(),
+        };
+        tasks.spawn(runner.run(stop.clone()));
+    }
+    let client = PortalClient::new(settings.config.portal.clone())?;
+    let delivery =
+        Delivery::new(client, writer.clone(), clock.clone(), settings.config.delivery.clone(), stats.clone());
+    tasks.spawn(delivery.run(stop.clone()));
+    Ok(Workers { stop, tasks })
+}
+
+/// Map every quarantined payload again with the current descriptors; what maps now is stored.
+async fn retry_quarantine(
+    settings: &Settings,
+    writer: &Writer,
+    clock: &SharedClock,
+    ctx: &Arc<MergeCtx>,
+) -> anyhow::Result<()> {
+    for src in &settings.sources {
+        let name = src.config.name.clone();
+        let n = name.clone();
+        let pending = writer.call(move |c| ingest::pending_quarantine(c, &n)).await?;
+        if pending.is_empty() {
+            continue;
+        }
+        let mapper = Mapper::new(src.descriptor.clone());
+        let items: Vec<Incoming> = pending
+            .into_iter()
+            .map(|raw| match mapper.map(&name, &raw) {
+                Ok(r) => Incoming::Mapped { record: Box::new(r), raw },
+                Err(e) => Incoming::Bad { native_id: mapper.native_id(&raw), reason: e.to_string(), raw },
+            })
+            .collect();
+        let total = items.len();
+        let mapped = items.iter().filter(|i| matches!(i, Incoming::Mapped { .. })).count();
+        if mapped == 0 {
+            continue;
+        }
+        let (ctx, now) = (ctx.clone(), clock.now());
+        let page = Page { source: name.clone(), items, cursor: None };
+        writer.call(move |c| ingest::ingest_page(c, &ctx, page, now)).await?;
+        log(
+            writer,
+            clock,
+            Entry::new(
+                Level::Info,
+                "quarantine.released",
+                format!("{mapped} of {total} quarantined record(s) map with the current descriptor and were stored"),
+            )
+            .source(&name),
+        )
+        .await;
+    }
+    Ok(())
+}
+
+/// Run the daemon until `stop` fires; each message on `reload` re-reads the configuration.
+pub async fn run(
+    settings: Settings,
+    stop: CancellationToken,
+    mut reload: mpsc::Receiver<()>,
+    stats: Arc<Counters>,
+) -> anyhow::Result<()> {
     let db = settings.db_path();
     let lease = tokio::select! {
         l = Lease::acquire(&db, || tracing::warn!(db = %db.display(), "another dvc-bridge process holds the writer lease; waiting for it")) => l?,
@@ -125,26 +172,7 @@ pub async fn run(settings: Settings, stop: CancellationToken, stats: Arc<Counter
     let conn = store::open_writer(&db)?;
     let (writer, writer_thread) = Writer::start(conn);
     let clock = settings.clock();
-    let registered: Vec<_> = settings
-        .sources
-        .iter()
-        .map(|s| (s.config.name.clone(), s.config.adapter.clone(), s.descriptor.kind, s.config.portal_mode))
-        .collect();
-    writer.call(move |c| ingest::register_sources(c, &registered)).await?;
-    let ctx = Arc::new(merge_ctx(&settings));
-
-    let mut tasks = tokio::task::JoinSet::new();
-    for src in settings.sources.iter().filter(|s| s.config.enabled) {
-        let poller = Poller::new(src, clock.clone(), writer.clone(), ctx.clone())
-            .with_context(|| format!("source {}", src.config.name))?;
-        let interval = Duration::from_secs(src.config.poll_interval_secs);
-        tasks.spawn(poll_loop(poller, writer.clone(), clock.clone(), interval, stop.clone(), stats.clone()));
-    }
-    let client = PortalClient::new(settings.config.portal.clone())?;
-    let delivery =
-        Delivery::new(client, writer.clone(), clock.clone(), settings.config.delivery.clone(), stats.clone());
-    tasks.spawn(delivery.run(stop.clone()));
-
+    let mut workers = start_workers(&settings, &writer, &clock, &stats).await?;
     log(
         &writer,
         &clock,
@@ -165,9 +193,9 @@ pub async fn run(settings: Settings, stop: CancellationToken, stats: Arc<Counter
 
     // The watchdog is pinged only while the writer answers: a wedged store stops the pings and
     // systemd restarts the service.
-    if let Some(period) = sd_notify::watchdog_enabled() {
+    let watchdog = sd_notify::watchdog_enabled().map(|period| {
         let (w, s) = (writer.clone(), stop.clone());
-        tasks.spawn(async move {
+        tokio::spawn(async move {
             while !s.is_cancelled() {
                 if w.call(|_| Ok(())).await.is_ok() {
                     notify(&[sd_notify::NotifyState::Watchdog]);
@@ -177,13 +205,37 @@ pub async fn run(settings: Settings, stop: CancellationToken, stats: Arc<Counter
                     _ = s.cancelled() => {}
                 }
             }
-        });
-    }
+        })
+    });
 
-    stop.cancelled().await;
+    let file = settings.file.clone();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            Some(()) = reload.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                match crate::config::load(&file, true) {
+                    Err(errors) => {
+                        tracing::error!(problems = %errors, "reload refused: the configuration has problems; still running the previous one");
+                        log(&writer, &clock, Entry::new(Level::Error, "config.reload_failed", format!("reload refused, previous configuration kept: {errors}"))).await;
+                    }
+                    Ok(new) => {
+                        workers.stop().await;
+                        workers = start_workers(&new, &writer, &clock, &stats).await?;
+                        log(&writer, &clock, Entry::new(Level::Info, "config.reloaded", format!("configuration and descriptors reloaded: {} source(s)", new.sources.len()))).await;
+                        tracing::info!("configuration reloaded");
+                    }
+                }
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
     notify(&[sd_notify::NotifyState::Stopping, sd_notify::NotifyState::Status("stopping")]);
     tracing::info!("stopping: finishing work in flight");
-    while tasks.join_next().await.is_some() {}
+    workers.stop().await;
+    if let Some(w) = watchdog {
+        let _ = w.await;
+    }
     log(&writer, &clock, Entry::new(Level::Info, "daemon.stopped", "dvc-bridge stopped cleanly")).await;
     drop(writer);
     tokio::task::spawn_blocking(move || writer_thread.join())
@@ -193,10 +245,11 @@ pub async fn run(settings: Settings, stop: CancellationToken, stats: Arc<Counter
     Ok(())
 }
 
-/// A stop token fired by SIGTERM or SIGINT. SIGHUP is acknowledged in the log.
-pub fn signal_stop() -> anyhow::Result<CancellationToken> {
+/// SIGTERM or SIGINT fire the stop token; SIGHUP sends a reload request.
+pub fn signals() -> anyhow::Result<(CancellationToken, mpsc::Receiver<()>)> {
     use tokio::signal::unix::{SignalKind, signal};
     let stop = CancellationToken::new();
+    let (tx, rx) = mpsc::channel(4);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
@@ -207,11 +260,12 @@ pub fn signal_stop() -> anyhow::Result<CancellationToken> {
                 _ = term.recv() => { tracing::info!("SIGTERM received"); break; }
                 _ = int.recv() => { tracing::info!("SIGINT received"); break; }
                 _ = hup.recv() => {
-                    tracing::warn!("SIGHUP received: live reload is not implemented yet; restart the service to apply configuration changes");
+                    tracing::info!("SIGHUP received: reloading the configuration");
+                    let _ = tx.try_send(());
                 }
             }
         }
         s.cancel();
     });
-    Ok(stop)
+    Ok((stop, rx))
 }

@@ -259,7 +259,7 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     );
     println!("Ctrl-C to stop.\n");
 
-    let stop = crate::daemon::signal_stop()?;
+    let (stop, reload) = crate::daemon::signals()?;
     if let Some(secs) = args.seconds {
         let s = stop.clone();
         tokio::spawn(async move {
@@ -268,7 +268,7 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         });
     }
     let stats = Arc::new(Counters::default());
-    let daemon = tokio::spawn(crate::daemon::run(settings, stop.clone(), stats.clone()));
+    let daemon = tokio::spawn(crate::daemon::run(settings, stop.clone(), reload, stats.clone()));
     let mut tick = tokio::time::interval(Duration::from_secs(args.interval.max(1)));
     tick.tick().await;
     loop {

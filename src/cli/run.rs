@@ -28,8 +28,8 @@ pub fn main(file: &Path, log_format: Option<LogFormatArg>) -> u8 {
         Err(e) => return super::fail(&e.into()),
     };
     let result = rt.block_on(async {
-        let stop = crate::daemon::signal_stop()?;
-        crate::daemon::run(settings, stop, Arc::default()).await
+        let (stop, reload) = crate::daemon::signals()?;
+        crate::daemon::run(settings, stop, reload, Arc::default()).await
     });
     match result {
         Ok(()) => EXIT_OK,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use crate::clock::{SharedClock, SimClock, SystemClock};
 use crate::core::cutover::CutoverTable;
-use crate::core::descriptor::{AuthSpec, Descriptor};
+use crate::core::descriptor::Descriptor;
 pub use secret::SecretRef;
 
 /// The environment prefix for overrides: `DVC_BRIDGE__PORTAL__BATCH_SIZE=50`.
@@ -221,8 +221,34 @@ pub struct SourceConfig {
     pub lookback_secs: u64,
     #[serde(default = "default_enabled")]
     pub enabled: bool,
+    /// A full sweep re-reads everything this often (clock seconds; 0 = never): it catches what an
+    /// incremental poll cannot see, such as a record changed without its updated time moving.
+    #[serde(default = "default_full_sweep")]
+    pub full_sweep_interval_secs: u64,
+    /// Failed or slow polls in a row that open the circuit breaker.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// First cooling-off period of an open breaker (doubles per failed probe, up to 30 minutes).
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown_secs: u64,
+    /// A poll whose pages take longer than this on average counts as unhealthy for the breaker.
+    #[serde(default = "default_slow_page")]
+    pub slow_page_secs: u64,
     #[serde(default)]
     pub credentials: Credentials,
+}
+
+fn default_full_sweep() -> u64 {
+    86_400
+}
+fn default_breaker_failures() -> u32 {
+    3
+}
+fn default_breaker_cooldown() -> u64 {
+    60
+}
+fn default_slow_page() -> u64 {
+    15
 }
 
 fn default_mode() -> PortalMode {
@@ -238,6 +264,7 @@ fn default_enabled() -> bool {
     true
 }
 
+/// What a source's auth style needs (see the descriptor's `[auth] style`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
@@ -245,6 +272,23 @@ pub struct Credentials {
     pub token: Option<SecretRef>,
     pub client_id: Option<String>,
     pub client_secret: Option<SecretRef>,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+}
+
+impl Credentials {
+    /// Whether the named credential is given, and the secret to check if it is one.
+    fn get(&self, name: &str) -> (bool, Option<&SecretRef>) {
+        match name {
+            "api_key" => (self.api_key.is_some(), self.api_key.as_ref()),
+            "token" => (self.token.is_some(), self.token.as_ref()),
+            "client_secret" => (self.client_secret.is_some(), self.client_secret.as_ref()),
+            "password" => (self.password.is_some(), self.password.as_ref()),
+            "client_id" => (self.client_id.as_deref().is_some_and(|s| !s.is_empty()), None),
+            "username" => (self.username.as_deref().is_some_and(|s| !s.is_empty()), None),
+            _ => (false, None),
+        }
+    }
 }
 
 /// One problem found in the configuration.
@@ -468,36 +512,26 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
         if let Err(r) = check_url(&base_url) {
             issues.push(issue(key("base_url"), r));
         }
-        let c = &s.credentials;
-        let need = |name: &str, secret: &Option<SecretRef>, issues: &mut Vec<ConfigIssue>| match secret {
-            None => issues.push(ConfigIssue {
-                file: file.to_path_buf(),
-                key: key(&format!("credentials.{name}")),
-                reason: format!("required by descriptor {}'s auth style", descriptor.name),
-            }),
-            Some(sec) => {
-                if let Err(r) = check_secret(sec, resolve_secrets) {
-                    issues.push(ConfigIssue {
-                        file: file.to_path_buf(),
-                        key: key(&format!("credentials.{name}")),
-                        reason: r,
-                    });
-                }
+        for name in descriptor.auth.needs() {
+            let (given, secret) = s.credentials.get(name);
+            let problem = match (given, secret) {
+                (false, _) => Some(format!("required by descriptor {}'s auth style", descriptor.name)),
+                (true, Some(sec)) => check_secret(sec, resolve_secrets).err(),
+                (true, None) => None,
+            };
+            if let Some(reason) = problem {
+                issues.push(issue(key(&format!("credentials.{name}")), reason));
             }
-        };
-        match &descriptor.auth {
-            AuthSpec::None => {}
-            AuthSpec::ApiKeyHeader { .. } => need("api_key", &c.api_key, &mut issues),
-            AuthSpec::Bearer => need("token", &c.token, &mut issues),
-            AuthSpec::Oauth2ClientCredentials { .. } => {
-                if c.client_id.as_deref().is_none_or(str::is_empty) {
-                    issues.push(ConfigIssue {
-                        file: file.to_path_buf(),
-                        key: key("credentials.client_id"),
-                        reason: format!("required by descriptor {}'s auth style", descriptor.name),
-                    });
-                }
-                need("client_secret", &c.client_secret, &mut issues);
+        }
+        // A secret given but not needed is checked too: an inline one is always an error.
+        for sec in [&s.credentials.api_key, &s.credentials.token, &s.credentials.client_secret, &s.credentials.password]
+            .into_iter()
+            .flatten()
+        {
+            if let SecretRef::Inline(_) = sec
+                && let Err(r) = check_secret(sec, false)
+            {
+                issues.push(issue(key("credentials"), r));
             }
         }
         sources.push(LoadedSource { config: s.clone(), descriptor, descriptor_path: path, base_url });

@@ -109,7 +109,7 @@ pub enum AuthSpec {
     ApiKeyHeader {
         header: String,
     },
-    /// `Authorization: Bearer <token>`; the token is the source's `token` secret.
+    /// `Authorization: Bearer <token>`; the token is the source's `token` secret (a file, typically).
     Bearer,
     /// OAuth2 client credentials: the source's `client_id` and `client_secret`.
     Oauth2ClientCredentials {
@@ -117,6 +117,56 @@ pub enum AuthSpec {
         #[serde(default)]
         scope: Option<String>,
     },
+    /// OAuth2 password grant (Keycloak): `client_id`, optional `client_secret`, `username`, `password`.
+    PasswordGrant {
+        token_path: String,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+    /// A login call that returns a session token, as on the portal: `username`, `password`.
+    SessionLogin {
+        login_path: String,
+        #[serde(default = "default_username_field")]
+        username_field: String,
+        #[serde(default = "default_password_field")]
+        password_field: String,
+        /// Where the token is in the login answer.
+        session_token_path: String,
+        /// How the token travels on each request.
+        send_as: SendAs,
+        /// The header or query parameter carrying it.
+        send_name: String,
+        #[serde(default)]
+        send_prefix: String,
+    },
+}
+
+fn default_username_field() -> String {
+    "username".into()
+}
+fn default_password_field() -> String {
+    "password".into()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendAs {
+    Header,
+    Query,
+}
+
+/// Which credentials an auth style needs, for validation.
+impl AuthSpec {
+    pub fn needs(&self) -> &'static [&'static str] {
+        match self {
+            AuthSpec::None => &[],
+            AuthSpec::ApiKeyHeader { .. } => &["api_key"],
+            AuthSpec::Bearer => &["token"],
+            AuthSpec::Oauth2ClientCredentials { .. } => &["client_id", "client_secret"],
+            AuthSpec::PasswordGrant { .. } => &["client_id", "username", "password"],
+            AuthSpec::SessionLogin { .. } => &["username", "password"],
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -126,6 +176,16 @@ pub enum Method {
     Post,
 }
 
+/// Where the paging and cursor parameters travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamsIn {
+    #[default]
+    Query,
+    /// A JSON body (POST); dotted names nest (`filter.modifiedAfter`).
+    Body,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListSpec {
@@ -133,9 +193,14 @@ pub struct ListSpec {
     pub method: Method,
     pub path: String,
     pub page_size: u32,
+    #[serde(default)]
+    pub params_in: ParamsIn,
     /// Fixed query parameters (e.g. a sort order).
     #[serde(default)]
     pub query: BTreeMap<String, String>,
+    /// Fixed JSON body fields (POST); dotted keys nest.
+    #[serde(default)]
+    pub body: BTreeMap<String, toml::Value>,
 }
 
 fn default_method() -> Method {
@@ -145,8 +210,14 @@ fn default_method() -> Method {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PageStyle {
-    /// `page` and `size` parameters.
+    /// A page number (`page_param`, from `first_page`).
     PageNumber,
+    /// A record offset (`offset_param`, from 0).
+    Offset,
+    /// An opaque next-page token from the previous answer (`next_token_path` → `token_param`).
+    Token,
+    /// The next page's URL from the previous answer (`next_link_path`).
+    Link,
 }
 
 /// The order a source lists records in, which decides how the poller walks it.
@@ -164,11 +235,20 @@ pub enum PageOrder {
 pub struct PaginationSpec {
     pub style: PageStyle,
     pub order: PageOrder,
-    pub page_param: String,
+    /// The page-size parameter (every style).
     pub size_param: String,
+    /// `page_number`: the page parameter and the first page's number.
+    pub page_param: Option<String>,
     #[serde(default)]
     pub first_page: u64,
-    /// The inclusive "updated since" query parameter (required for `updated_asc`).
+    /// `offset`: the offset parameter.
+    pub offset_param: Option<String>,
+    /// `token`: the request parameter and where the next token is in an answer.
+    pub token_param: Option<String>,
+    pub next_token_path: Option<String>,
+    /// `link`: where the next page's URL is in an answer.
+    pub next_link_path: Option<String>,
+    /// The inclusive "updated since" parameter (required for `updated_asc`).
     pub updated_since_param: Option<String>,
     /// How to write the cursor into that parameter; defaults to the `[dates]` format.
     pub updated_since_format: Option<DateFormat>,
@@ -361,6 +441,23 @@ impl Descriptor {
         }
         if !self.list.path.starts_with('/') {
             return Err(issue("list.path", format!("{:?} must start with '/'", self.list.path)));
+        }
+        let p = &self.pagination;
+        let needed: &[(&str, &Option<String>)] = match p.style {
+            PageStyle::PageNumber => &[("pagination.page_param", &p.page_param)],
+            PageStyle::Offset => &[("pagination.offset_param", &p.offset_param)],
+            PageStyle::Token => {
+                &[("pagination.token_param", &p.token_param), ("pagination.next_token_path", &p.next_token_path)]
+            }
+            PageStyle::Link => &[("pagination.next_link_path", &p.next_link_path)],
+        };
+        for (key, v) in needed {
+            if v.as_deref().is_none_or(str::is_empty) {
+                return Err(issue(key, format!("required by pagination style {:?}", p.style).to_lowercase()));
+            }
+        }
+        if self.list.params_in == ParamsIn::Body && self.list.method != Method::Post {
+            return Err(issue("list.params_in", "\"body\" needs method = \"POST\"".into()));
         }
         if self.pagination.order == PageOrder::UpdatedAsc && self.pagination.updated_since_param.is_none() {
             return Err(issue(

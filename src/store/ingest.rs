@@ -140,6 +140,19 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
     Ok(report)
 }
 
+/// The unresolved quarantined payloads of a source (the newest per record), to map again after a
+/// descriptor fix.
+pub fn pending_quarantine(conn: &Connection, source: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+    let mut stmt = conn.prepare(
+        "SELECT raw FROM quarantine q WHERE source = ?1 AND resolved_at IS NULL
+           AND last_at = (SELECT MAX(last_at) FROM quarantine q2
+                          WHERE q2.source = q.source AND q2.native_id = q.native_id AND q2.resolved_at IS NULL)
+         ORDER BY last_at",
+    )?;
+    let raws = stmt.query_map([source], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
+    Ok(raws.iter().filter_map(|r| serde_json::from_str(r).ok()).collect())
+}
+
 /// Returns true when this is a new quarantine entry (not the same bad payload seen again).
 fn quarantine(
     conn: &Connection,

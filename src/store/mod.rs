@@ -19,7 +19,8 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 
 /// Append-only list of migrations; the index + 1 is the schema version (`user_version`).
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] =
+    &[include_str!("migrations/0001_init.sql"), include_str!("migrations/0002_source_health.sql")];
 
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -19,6 +19,9 @@ pub struct SourceStatus {
     pub records: i64,
     pub quarantined: i64,
     pub cursor: Option<String>,
+    pub breaker: String,
+    pub breaker_until: Option<String>,
+    pub last_full_sweep_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -46,7 +49,8 @@ pub fn sources(conn: &Connection) -> rusqlite::Result<Vec<SourceStatus>> {
                 s.polls, s.poll_errors, s.consecutive_errors,
                 (SELECT COUNT(*) FROM source_records r WHERE r.source = s.name),
                 (SELECT COUNT(*) FROM quarantine q WHERE q.source = s.name AND q.resolved_at IS NULL),
-                (SELECT c.updated_at FROM cursors c WHERE c.source = s.name)
+                (SELECT c.updated_at FROM cursors c WHERE c.source = s.name),
+                s.breaker, s.breaker_until, s.last_full_sweep_at
          FROM sources s ORDER BY s.name",
     )?
     .query_map([], |r| {
@@ -65,6 +69,9 @@ pub fn sources(conn: &Connection) -> rusqlite::Result<Vec<SourceStatus>> {
             records: r.get(11)?,
             quarantined: r.get(12)?,
             cursor: r.get(13)?,
+            breaker: r.get(14)?,
+            breaker_until: r.get(15)?,
+            last_full_sweep_at: r.get(16)?,
         })
     })?
     .collect()
@@ -122,4 +129,21 @@ pub fn poll_finished(conn: &Connection, source: &str, at: &str, error: Option<&s
         )?,
     };
     Ok(())
+}
+
+/// Record the circuit breaker's state (`until`: when an open breaker will probe again).
+pub fn breaker_changed(conn: &Connection, source: &str, state: &str, until: Option<&str>) -> rusqlite::Result<()> {
+    conn.execute("UPDATE sources SET breaker = ?2, breaker_until = ?3 WHERE name = ?1", params![source, state, until])?;
+    Ok(())
+}
+
+/// Record a completed full sweep.
+pub fn swept(conn: &Connection, source: &str, at: &str) -> rusqlite::Result<()> {
+    conn.execute("UPDATE sources SET last_full_sweep_at = ?2 WHERE name = ?1", params![source, at])?;
+    Ok(())
+}
+
+/// When the source was last swept in full.
+pub fn last_sweep(conn: &Connection, source: &str) -> rusqlite::Result<Option<String>> {
+    conn.query_row("SELECT last_full_sweep_at FROM sources WHERE name = ?1", [source], |r| r.get(0))
 }

@@ -1,0 +1,262 @@
+//! Fetching one page of one upstream system. The walk (in `mod.rs`) decides which page; a [`Fetch`]
+//! only knows how to ask for it: over HTTP through the descriptor in production, from memory in the
+//! property tests.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use reqwest::Url;
+use serde_json::{Map, Value};
+
+use super::auth::Auth;
+use crate::config::LoadedSource;
+use crate::core::descriptor::{Descriptor, Method, PageStyle, ParamsIn};
+use crate::core::mapping::lookup;
+use crate::core::timefmt::format_time;
+use crate::net::{self, Failure};
+
+/// Where in a listing a page starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Position {
+    First,
+    Page(u64),
+    Offset(u64),
+    Token(String),
+    /// The URL a previous answer linked to.
+    Link(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub position: Position,
+    /// The inclusive "updated since" filter, for sources that have one.
+    pub since: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PageAnswer {
+    pub records: Vec<Value>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<Position>,
+}
+
+/// Asks a system for one page.
+pub trait Fetch: Send {
+    fn fetch(&mut self, req: &PageRequest) -> impl Future<Output = Result<PageAnswer, Failure>> + Send;
+}
+
+/// Fetching over HTTP as a descriptor says.
+pub struct HttpFetch {
+    descriptor: Descriptor,
+    base_url: String,
+    client: reqwest::Client,
+    limiter: Arc<governor::DefaultDirectRateLimiter>,
+    auth: Auth,
+}
+
+/// Put a value at a dotted path in a JSON object, creating the objects on the way.
+fn insert_dotted(obj: &mut Map<String, Value>, path: &str, v: Value) {
+    match path.split_once('.') {
+        None => {
+            obj.insert(path.to_string(), v);
+        }
+        Some((head, rest)) => {
+            let child = obj.entry(head.to_string()).or_insert_with(|| Value::Object(Map::new()));
+            if !child.is_object() {
+                *child = Value::Object(Map::new());
+            }
+            if let Value::Object(m) = child {
+                insert_dotted(m, rest, v);
+            }
+        }
+    }
+}
+
+fn bad_url(e: impl std::fmt::Display) -> Failure {
+    Failure::Permanent(format!("bad list URL (check base_url and list.path): {e}"))
+}
+
+fn toml_to_json(v: &toml::Value) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+impl HttpFetch {
+    pub fn new(src: &LoadedSource) -> anyhow::Result<HttpFetch> {
+        let d = &src.descriptor;
+        Ok(HttpFetch {
+            descriptor: d.clone(),
+            base_url: src.base_url.trim_end_matches('/').to_string(),
+            client: net::client(Duration::from_secs(d.http.timeout_secs))?,
+            limiter: net::limiter(d.http.rate_limit_per_sec),
+            auth: Auth::new(&d.auth, &src.config.credentials)?,
+        })
+    }
+
+    /// The URL and (for POST) body of a page request.
+    pub fn build(&self, req: &PageRequest) -> Result<(Url, Option<Value>), Failure> {
+        let d = &self.descriptor;
+        let p = &d.pagination;
+        // A link is the whole request: the system built it, so only the auth is added.
+        if let Position::Link(link) = &req.position {
+            let url = if link.starts_with("http://") || link.starts_with("https://") {
+                Url::parse(link)
+            } else {
+                Url::parse(&format!(
+                    "{}{}",
+                    self.base_url,
+                    if link.starts_with('/') { link.clone() } else { format!("/{link}") }
+                ))
+            }
+            .map_err(bad_url)?;
+            let body = (d.list.method == Method::Post).then(|| Value::Object(Map::new()));
+            return Ok((url, body));
+        }
+        let mut params: Vec<(String, Value)> = vec![(p.size_param.clone(), Value::from(d.list.page_size))];
+        match (&p.style, &req.position) {
+            (PageStyle::PageNumber, Position::First) => {
+                params.push((p.page_param.clone().unwrap_or_default(), p.first_page.into()))
+            }
+            (PageStyle::PageNumber, Position::Page(n)) => {
+                params.push((p.page_param.clone().unwrap_or_default(), (*n).into()))
+            }
+            (PageStyle::Offset, Position::First) => params.push((p.offset_param.clone().unwrap_or_default(), 0.into())),
+            (PageStyle::Offset, Position::Offset(o)) => {
+                params.push((p.offset_param.clone().unwrap_or_default(), (*o).into()))
+            }
+            (PageStyle::Token, Position::Token(t)) => {
+                params.push((p.token_param.clone().unwrap_or_default(), t.clone().into()))
+            }
+            (_, Position::First) => {}
+            (style, pos) => {
+                return Err(Failure::Permanent(format!("position {pos:?} does not fit pagination style {style:?}")));
+            }
+        }
+        if let (Some(param), Some(t)) = (&p.updated_since_param, req.since) {
+            let fmt = p.updated_since_format.as_ref().unwrap_or(&d.dates.format);
+            let text = format_time(t, fmt, &d.time_zone());
+            // Epoch formats travel as numbers in a JSON body.
+            let v = text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text));
+            params.push((param.clone(), v));
+        }
+        let mut url = Url::parse(&format!("{}{}", self.base_url, d.list.path)).map_err(bad_url)?;
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in &d.list.query {
+                q.append_pair(k, v);
+            }
+            if d.list.params_in == ParamsIn::Query {
+                for (k, v) in &params {
+                    q.append_pair(k, &v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()));
+                }
+            }
+        }
+        if url.query() == Some("") {
+            url.set_query(None);
+        }
+        let body = match d.list.method {
+            Method::Get => None,
+            Method::Post => {
+                let mut m = Map::new();
+                for (k, v) in &d.list.body {
+                    insert_dotted(&mut m, k, toml_to_json(v));
+                }
+                if d.list.params_in == ParamsIn::Body {
+                    for (k, v) in params {
+                        insert_dotted(&mut m, &k, v);
+                    }
+                }
+                Some(Value::Object(m))
+            }
+        };
+        Ok((url, body))
+    }
+
+    /// Read an answer: the records, and where the next page starts.
+    pub fn read(&self, req: &PageRequest, v: &Value) -> Result<PageAnswer, Failure> {
+        let d = &self.descriptor;
+        let r = &d.response;
+        if let Some(p) = &r.success_path {
+            let code = lookup(v, p).map(|c| c.as_str().map(str::to_string).unwrap_or_else(|| c.to_string()));
+            if !code.as_ref().is_some_and(|c| r.success_values.contains(c)) {
+                return Err(Failure::transient(format!("the system answered with result code {code:?} at `{p}`")));
+            }
+        }
+        let records = match lookup(v, &r.records) {
+            Some(Value::Array(a)) => a.clone(),
+            None => Vec::new(),
+            Some(_) => return Err(Failure::transient(format!("`{}` in the response is not a list", r.records))),
+        };
+        let full = records.len() >= d.list.page_size as usize;
+        let text_at = |path: &Option<String>| {
+            path.as_deref()
+                .and_then(|p| lookup(v, p))
+                .and_then(|x| x.as_str())
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let p = &d.pagination;
+        let next = match p.style {
+            PageStyle::PageNumber if full => Some(Position::Page(match req.position {
+                Position::Page(n) => n + 1,
+                _ => p.first_page + 1,
+            })),
+            PageStyle::Offset if full => Some(Position::Offset(match req.position {
+                Position::Offset(o) => o + records.len() as u64,
+                _ => records.len() as u64,
+            })),
+            PageStyle::PageNumber | PageStyle::Offset => None,
+            PageStyle::Token => text_at(&p.next_token_path).map(Position::Token),
+            PageStyle::Link => text_at(&p.next_link_path).map(Position::Link),
+        };
+        Ok(PageAnswer { records, next })
+    }
+
+    async fn fetch_once(&mut self, req: &PageRequest) -> Result<PageAnswer, Failure> {
+        let (url, body) = self.build(req)?;
+        for attempt in 0..2 {
+            self.limiter.until_ready().await;
+            let rb = match &body {
+                None => self.client.get(url.clone()),
+                Some(b) => self.client.post(url.clone()).json(b),
+            };
+            let rb = self.auth.apply(&self.client, &self.base_url, rb.header("Accept", "application/json")).await?;
+            let resp = rb.send().await.map_err(|e| net::from_reqwest(&e))?;
+            let status = resp.status();
+            let headers = resp.headers().clone();
+            let text = resp.text().await.map_err(|e| net::from_reqwest(&e))?;
+            if !status.is_success() {
+                match net::from_status(status, &headers, &text) {
+                    // A token or session that lapsed: log in again once.
+                    Failure::Unauthorized(_) if attempt == 0 => {
+                        self.auth.invalidate();
+                        continue;
+                    }
+                    Failure::Unauthorized(r) => return Err(Failure::Permanent(format!("credentials refused: {r}"))),
+                    other => return Err(other),
+                }
+            }
+            return self.read(req, &net::parse_json(&text)?);
+        }
+        Err(Failure::Permanent("credentials refused twice".into()))
+    }
+}
+
+impl Fetch for HttpFetch {
+    async fn fetch(&mut self, req: &PageRequest) -> Result<PageAnswer, Failure> {
+        let mut schedule = net::backoff(self.descriptor.http.max_retries, Duration::from_millis(250));
+        loop {
+            match self.fetch_once(req).await {
+                Err(e) => match net::next_delay(&e, &mut schedule) {
+                    Some(wait) => {
+                        tracing::debug!(error = %e, ?wait, "retrying page");
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => return Err(e),
+                },
+                ok => return ok,
+            }
+        }
+    }
+}
