@@ -260,3 +260,135 @@ impl Fetch for HttpFetch {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Credentials, PortalMode, SourceConfig};
+    use serde_json::json;
+
+    fn fetcher(pagination: &str, list_extra: &str) -> HttpFetch {
+        let text = format!(
+            r#"
+name = "t"
+title = "t"
+kind = "ministry"
+[auth]
+style = "none"
+[list]
+path = "/api/list"
+page_size = 2
+{list_extra}
+[pagination]
+{pagination}
+[response]
+records = "data.items"
+[dates]
+format = "epoch_millis"
+[fields]
+native_id = "id"
+code = "code"
+procedure_code = "p"
+received_at = "r"
+updated_at = "u"
+status = "s"
+[status_map]
+"A" = 2
+"#
+        );
+        let descriptor = Descriptor::parse(&text).unwrap();
+        let config: SourceConfig = serde_json::from_value(json!({"name": "t", "adapter": "t"})).unwrap();
+        assert_eq!(config.portal_mode, PortalMode::Push);
+        let src = LoadedSource {
+            config: SourceConfig { credentials: Credentials::default(), ..config },
+            descriptor,
+            descriptor_path: "t.toml".into(),
+            base_url: "http://127.0.0.1:9".into(),
+        };
+        HttpFetch::new(&src).unwrap()
+    }
+
+    fn since() -> Option<Timestamp> {
+        Some("2026-03-09T01:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn offset_pages_put_size_offset_and_cursor_in_the_query() {
+        let f = fetcher(
+            "style = \"offset\"\norder = \"updated_asc\"\nsize_param = \"limit\"\noffset_param = \"offset\"\nupdated_since_param = \"updatedFrom\"\nupdated_since_format = \"rfc3339\"",
+            "[list.query]\nsort = \"asc\"",
+        );
+        let (url, body) = f.build(&PageRequest { position: Position::Offset(4), since: since() }).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:9/api/list?sort=asc&limit=2&offset=4&updatedFrom=2026-03-09T01%3A00%3A00Z"
+        );
+        assert!(body.is_none());
+        let a = f
+            .read(&PageRequest { position: Position::Offset(4), since: None }, &json!({"data": {"items": [{}, {}]}}))
+            .unwrap();
+        assert_eq!(a.next, Some(Position::Offset(6)));
+        let a = f
+            .read(&PageRequest { position: Position::Offset(6), since: None }, &json!({"data": {"items": [{}]}}))
+            .unwrap();
+        assert_eq!(a.next, None, "a short page is the last");
+    }
+
+    #[test]
+    fn token_pages_travel_in_a_nested_json_body() {
+        let f = fetcher(
+            "style = \"token\"\norder = \"updated_asc\"\nsize_param = \"pageSize\"\ntoken_param = \"pageToken\"\nnext_token_path = \"nextPageToken\"\nupdated_since_param = \"filter.modifiedAfter\"",
+            "method = \"POST\"\nparams_in = \"body\"\n[list.body]\n\"filter.kind\" = \"dossier\"",
+        );
+        let (url, body) = f.build(&PageRequest { position: Position::Token("abc".into()), since: since() }).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/api/list");
+        assert_eq!(
+            body.unwrap(),
+            json!({"filter": {"kind": "dossier", "modifiedAfter": 1773018000000i64}, "pageSize": 2, "pageToken": "abc"})
+        );
+        let a = f
+            .read(
+                &PageRequest { position: Position::First, since: None },
+                &json!({"data": {"items": []}, "nextPageToken": "t2"}),
+            )
+            .unwrap();
+        assert_eq!(a.next, Some(Position::Token("t2".into())));
+        let a = f
+            .read(
+                &PageRequest { position: Position::First, since: None },
+                &json!({"data": {"items": []}, "nextPageToken": ""}),
+            )
+            .unwrap();
+        assert_eq!(a.next, None);
+    }
+
+    #[test]
+    fn links_are_followed_as_given() {
+        let f = fetcher(
+            "style = \"link\"\norder = \"updated_desc\"\nsize_param = \"size\"\nnext_link_path = \"links.next\"",
+            "",
+        );
+        let a = f
+            .read(
+                &PageRequest { position: Position::First, since: None },
+                &json!({"data": {"items": [{}]}, "links": {"next": "/api/list?cursor=xyz"}}),
+            )
+            .unwrap();
+        assert_eq!(a.next, Some(Position::Link("/api/list?cursor=xyz".into())));
+        let (url, _) =
+            f.build(&PageRequest { position: Position::Link("/api/list?cursor=xyz".into()), since: None }).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/api/list?cursor=xyz");
+        let (url, _) = f.build(&PageRequest { position: Position::First, since: None }).unwrap();
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/api/list?size=2");
+    }
+
+    #[test]
+    fn a_failed_result_code_or_a_non_list_fails_the_page() {
+        let f =
+            fetcher("style = \"page_number\"\norder = \"updated_desc\"\nsize_param = \"s\"\npage_param = \"p\"", "");
+        let e = f
+            .read(&PageRequest { position: Position::First, since: None }, &json!({"data": {"items": {"x": 1}}}))
+            .unwrap_err();
+        assert!(e.is_transient() && e.to_string().contains("not a list"), "{e}");
+    }
+}

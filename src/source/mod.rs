@@ -13,7 +13,11 @@
 //! - `updated_asc` with an inclusive filter: a keyset walk. After each page the walk starts again at
 //!   the page's last updated time (so records moving to the end during the walk cannot shift others
 //!   out of reach), and follows the source's continuation only when a whole page shares one
-//!   timestamp. Each page commits the cursor it covers.
+//!   timestamp. Each page commits the cursor it covers. Inside such a run, positions *can* shift:
+//!   a record already read that is updated meanwhile leaves the run, and the record behind the
+//!   page boundary slides into the part already read. It reappears later in the same walk with a
+//!   newer time, which is how the walk notices: the cursor is then held at the run's time, so the
+//!   next poll walks the run again, until a walk passes it undisturbed.
 //!
 //! A full sweep (`full = true`) walks everything from the beginning; it catches whatever an
 //! incremental poll could not see (a record whose updated time the source never bumped).
@@ -22,8 +26,11 @@ pub mod auth;
 pub mod breaker;
 pub mod fetch;
 pub mod runner;
+#[cfg(test)]
+mod walk_props;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp};
@@ -131,6 +138,14 @@ impl<F: Fetch> Poller<F> {
         };
         let mut max_seen: Option<(Timestamp, String)> = None;
         let mut positions_seen: HashSet<(Position, Option<Timestamp>)> = HashSet::new();
+        // Records read inside runs walked by continuation (id hash → the run's time), the earliest
+        // run seen disturbed, and the earliest run walked by continuation at all. Only runs longer
+        // than a page are tracked, so memory follows the longest such run, not the listing.
+        let hasher = RandomState::new();
+        let mut in_runs: HashMap<u64, Timestamp> = HashMap::new();
+        let mut disturbed: Option<Timestamp> = None;
+        let mut hold: Option<Timestamp> = None;
+        let mut prev_keys: Vec<(Timestamp, String)> = Vec::new();
         loop {
             if stop.is_cancelled() {
                 return Ok(report);
@@ -160,12 +175,39 @@ impl<F: Fetch> Poller<F> {
             {
                 max_seen = Some(m.clone());
             }
+            if order == PageOrder::UpdatedAsc {
+                for (t, id) in &keys {
+                    if let Some(run) = in_runs.get(&hasher.hash_one(id))
+                        && run < t
+                    {
+                        disturbed = Some(disturbed.map_or(*run, |d| d.min(*run)));
+                    }
+                }
+                if let (false, Some(run)) = (matches!(req.position, Position::First), req.since) {
+                    hold = Some(hold.map_or(run, |h| h.min(run)));
+                    for (t, id) in prev_keys.iter().chain(&keys) {
+                        if *t == run {
+                            in_runs.insert(hasher.hash_one(id), run);
+                        }
+                    }
+                }
+            }
             let below_watermark = matches!((watermark, page_min), (Some(w), Some(m)) if m < w);
+            let held = |c: Option<(Timestamp, String)>, at: Option<Timestamp>| match (c, at) {
+                (Some(c), Some(t)) if c.0 > t => advance(Some((t, String::new()))),
+                (c, _) => advance(c),
+            };
             let cursor = match order {
                 PageOrder::UpdatedDesc if answer.next.is_none() || below_watermark => advance(max_seen.clone()),
                 PageOrder::UpdatedDesc => None,
-                PageOrder::UpdatedAsc => advance(page_max.clone()),
+                // The last page of an undisturbed walk may pass the runs it walked by continuation.
+                PageOrder::UpdatedAsc if answer.next.is_none() => held(page_max.clone(), disturbed),
+                PageOrder::UpdatedAsc => held(page_max.clone(), hold),
             };
+            if disturbed.is_some() && answer.next.is_none() {
+                tracing::debug!(source = %self.name, ?disturbed, "a run of equal timestamps changed during the walk; the next poll walks it again");
+            }
+            prev_keys = keys;
             report.ingest += self.commit(items, cursor).await?;
             let next = match answer.next {
                 Some(next) if !(order == PageOrder::UpdatedDesc && below_watermark) => next,
