@@ -127,15 +127,9 @@ async fn retry_quarantine(
             continue;
         }
         let mapper = Mapper::new(src.descriptor.clone());
-        let items: Vec<Incoming> = pending
-            .into_iter()
-            .map(|raw| match mapper.map(&name, &raw) {
-                Ok(r) => Incoming::Mapped { record: Box::new(r), raw },
-                Err(e) => Incoming::Bad { native_id: mapper.native_id(&raw), reason: e.to_string(), raw },
-            })
-            .collect();
+        let items: Vec<Incoming> = pending.iter().map(|raw| crate::source::incoming(&mapper, &name, raw)).collect();
         let total = items.len();
-        let mapped = items.iter().filter(|i| matches!(i, Incoming::Mapped { .. })).count();
+        let mapped = items.iter().filter(|i| matches!(i, Incoming::Mapped(_))).count();
         if mapped == 0 {
             continue;
         }

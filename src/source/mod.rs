@@ -39,12 +39,20 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::SharedClock;
 use crate::core::descriptor::PageOrder;
 use crate::core::mapping::Mapper;
-use crate::store::Writer;
 use crate::store::ingest::{self, Incoming, IngestReport, MergeCtx, Page};
+use crate::store::{Pending, Writer};
 use fetch::{Fetch, PageRequest, Position};
 
 /// A walk is abandoned past this many pages: a source that never ends its listing is broken.
 const MAX_PAGES: u64 = 1_000_000;
+
+/// Map one raw record for the store: mapped, or quarantined with the reason.
+pub fn incoming(mapper: &Mapper, source: &str, raw: &serde_json::Value) -> Incoming {
+    match mapper.map(source, raw) {
+        Ok(r) => Incoming::mapped(r, raw),
+        Err(e) => Incoming::bad(mapper.native_id(raw), e.to_string(), raw),
+    }
+}
 
 /// The outcome of one poll.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -88,26 +96,21 @@ impl<F: Fetch> Poller<F> {
     }
 
     fn map_page(&self, raw: Vec<serde_json::Value>) -> (Vec<Incoming>, Vec<(Timestamp, String)>) {
-        let mut items = Vec::with_capacity(raw.len());
-        let mut keys = Vec::with_capacity(raw.len());
-        for v in raw {
-            let id = self.mapper.native_id(&v);
-            if let (Some(t), Some(id)) = (self.mapper.updated_at(&v), id.clone()) {
-                keys.push((t, id));
-            }
-            match self.mapper.map(&self.name, &v) {
-                Ok(r) => items.push(Incoming::Mapped { record: Box::new(r), raw: v }),
-                Err(e) => items.push(Incoming::Bad { native_id: id, reason: e.to_string(), raw: v }),
-            }
-        }
+        let keys = raw.iter().filter_map(|v| Some((self.mapper.updated_at(v)?, self.mapper.native_id(v)?))).collect();
+        let items = raw.iter().map(|v| incoming(&self.mapper, &self.name, v)).collect();
         (items, keys)
     }
 
-    async fn commit(&self, items: Vec<Incoming>, cursor: Option<(Timestamp, String)>) -> anyhow::Result<IngestReport> {
+    /// Hand a page to the writer; it commits while the walk fetches the next one.
+    fn commit(
+        &self,
+        items: Vec<Incoming>,
+        cursor: Option<(Timestamp, String)>,
+    ) -> anyhow::Result<Pending<IngestReport>> {
         let ctx = self.ctx.clone();
         let page = Page { source: self.name.clone(), items, cursor };
         let now = self.clock.now();
-        self.writer.call(move |c| ingest::ingest_page(c, &ctx, page, now)).await
+        self.writer.submit(move |c| ingest::ingest_page(c, &ctx, page, now))
     }
 
     /// Poll once (`full`: a sweep from the beginning). Returns early, without advancing the cursor
@@ -146,8 +149,13 @@ impl<F: Fetch> Poller<F> {
         let mut disturbed: Option<Timestamp> = None;
         let mut hold: Option<Timestamp> = None;
         let mut prev_keys: Vec<(Timestamp, String)> = Vec::new();
+        // At most one page is committing while the next is fetched; pages commit in order.
+        let mut inflight: Option<Pending<IngestReport>> = None;
         loop {
             if stop.is_cancelled() {
+                if let Some(p) = inflight.take() {
+                    report.ingest += p.wait().await?;
+                }
                 return Ok(report);
             }
             if u64::from(report.pages) >= MAX_PAGES {
@@ -161,8 +169,17 @@ impl<F: Fetch> Poller<F> {
                 );
             }
             let answer = tokio::select! {
-                r = self.fetch.fetch(&req) => r?,
-                _ = stop.cancelled() => return Ok(report),
+                r = self.fetch.fetch(&req) => r,
+                _ = stop.cancelled() => continue,
+            };
+            let answer = match answer {
+                Ok(a) => a,
+                Err(e) => {
+                    if let Some(p) = inflight.take() {
+                        report.ingest += p.wait().await?;
+                    }
+                    return Err(e.into());
+                }
             };
             let n = answer.records.len();
             let (items, keys) = self.map_page(answer.records);
@@ -208,14 +225,19 @@ impl<F: Fetch> Poller<F> {
                 tracing::debug!(source = %self.name, ?disturbed, "a run of equal timestamps changed during the walk; the next poll walks it again");
             }
             prev_keys = keys;
-            report.ingest += self.commit(items, cursor).await?;
+            if let Some(p) = inflight.take() {
+                report.ingest += p.wait().await?;
+            }
+            let pending = self.commit(items, cursor)?;
             let next = match answer.next {
                 Some(next) if !(order == PageOrder::UpdatedDesc && below_watermark) => next,
                 _ => {
+                    report.ingest += pending.wait().await?;
                     report.complete = true;
                     return Ok(report);
                 }
             };
+            inflight = Some(pending);
             req = match page_max {
                 // Keyset restart: from the last updated time read, not from a position that may have shifted.
                 Some((t, _)) if order == PageOrder::UpdatedAsc && req.since.is_none_or(|s| t > s) => {

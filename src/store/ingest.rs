@@ -39,11 +39,45 @@ impl MergeCtx {
     }
 }
 
-/// One record of a page, mapped or not.
+/// One record of a page, mapped or not, with its serialised forms and hash prepared by the caller
+/// (the poller's task), so that the single writer thread spends its time on the database only.
 #[derive(Debug, Clone)]
 pub enum Incoming {
-    Mapped { record: Box<SourceRecord>, raw: serde_json::Value },
-    Bad { native_id: Option<String>, reason: String, raw: serde_json::Value },
+    Mapped(Box<Prepared>),
+    Bad(Box<BadRecord>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub record: SourceRecord,
+    pub raw_text: String,
+    pub raw_hash: String,
+    pub mapped_json: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BadRecord {
+    pub native_id: Option<String>,
+    pub reason: String,
+    pub raw_text: String,
+    pub raw_hash: String,
+}
+
+impl Incoming {
+    /// A record that mapped.
+    pub fn mapped(record: SourceRecord, raw: &serde_json::Value) -> Incoming {
+        let raw_text = raw.to_string();
+        let raw_hash = sha256_hex(raw_text.as_bytes());
+        let mapped_json = serde_json::to_string(&record).unwrap_or_default();
+        Incoming::Mapped(Box::new(Prepared { record, raw_text, raw_hash, mapped_json }))
+    }
+
+    /// A record that did not map, and why.
+    pub fn bad(native_id: Option<String>, reason: String, raw: &serde_json::Value) -> Incoming {
+        let raw_text = raw.to_string();
+        let raw_hash = sha256_hex(raw_text.as_bytes());
+        Incoming::Bad(Box::new(BadRecord { native_id, reason, raw_text, raw_hash }))
+    }
 }
 
 /// A page to commit.
@@ -77,9 +111,8 @@ impl std::ops::AddAssign for IngestReport {
 /// Register the configured sources (idempotent).
 pub fn register_sources(conn: &Connection, sources: &[(String, String, SystemKind, PortalMode)]) -> anyhow::Result<()> {
     for (name, adapter, kind, mode) in sources {
-        conn.execute(
-            "INSERT INTO sources (name, adapter, kind, portal_mode) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT(name) DO UPDATE SET adapter = excluded.adapter, kind = excluded.kind, portal_mode = excluded.portal_mode",
+        conn.prepare_cached("INSERT INTO sources (name, adapter, kind, portal_mode) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET adapter = excluded.adapter, kind = excluded.kind, portal_mode = excluded.portal_mode")?.execute(
             params![name, adapter, serde_json::to_value(kind)?.as_str(), serde_json::to_value(mode)?.as_str()],
         )?;
     }
@@ -89,9 +122,8 @@ pub fn register_sources(conn: &Connection, sources: &[(String, String, SystemKin
 /// The committed cursor of a source.
 pub fn cursor(conn: &Connection, source: &str) -> anyhow::Result<Option<(Timestamp, String)>> {
     let row: Option<(String, String)> = conn
-        .query_row("SELECT updated_at, native_id FROM cursors WHERE source = ?1", [source], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT updated_at, native_id FROM cursors WHERE source = ?1")?
+        .query_row([source], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     row.map(|(t, id)| Ok((super::parse_ts(&t)?, id))).transpose()
 }
@@ -103,20 +135,20 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
     let mut touched: Vec<SourceRecord> = Vec::new();
     for item in page.items {
         match item {
-            Incoming::Bad { native_id, reason, raw } => {
-                if quarantine(&tx, &page.source, native_id.as_deref().unwrap_or(""), &reason, &raw, now)? {
+            Incoming::Bad(b) => {
+                if quarantine(&tx, &page.source, &b, now)? {
                     report.quarantined += 1;
                 }
             }
-            Incoming::Mapped { record, raw } => match store_record(&tx, &record, &raw, now)? {
+            Incoming::Mapped(p) => match store_record(&tx, &p, now)? {
                 Stored::Unchanged => report.unchanged += 1,
                 Stored::New => {
                     report.new += 1;
-                    touched.push(*record);
+                    touched.push(p.record);
                 }
                 Stored::Changed => {
                     report.changed += 1;
-                    touched.push(*record);
+                    touched.push(p.record);
                 }
             },
         }
@@ -125,16 +157,18 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
     for rec in &touched {
         dossiers.insert(link(&tx, rec, now)?);
     }
+    let fresh: HashMap<(&str, &str), &SourceRecord> =
+        touched.iter().map(|r| ((r.source.as_str(), r.native_id.as_str()), r)).collect();
     for id in dossiers {
-        report.enqueued += recompute(&tx, ctx, id, now)?;
+        report.enqueued += recompute_with(&tx, ctx, id, now, &fresh)?;
     }
     if let Some((t, id)) = &page.cursor {
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO cursors (source, updated_at, native_id, committed_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(source) DO UPDATE SET updated_at = excluded.updated_at, native_id = excluded.native_id,
                                                committed_at = excluded.committed_at",
-            params![page.source, ts(*t), id, ts(now)],
-        )?;
+        )?
+        .execute(params![page.source, ts(*t), id, ts(now)])?;
     }
     tx.commit()?;
     Ok(report)
@@ -143,7 +177,7 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
 /// The unresolved quarantined payloads of a source (the newest per record), to map again after a
 /// descriptor fix.
 pub fn pending_quarantine(conn: &Connection, source: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT raw FROM quarantine q WHERE source = ?1 AND resolved_at IS NULL
            AND last_at = (SELECT MAX(last_at) FROM quarantine q2
                           WHERE q2.source = q.source AND q2.native_id = q.native_id AND q2.resolved_at IS NULL)
@@ -154,26 +188,19 @@ pub fn pending_quarantine(conn: &Connection, source: &str) -> anyhow::Result<Vec
 }
 
 /// Returns true when this is a new quarantine entry (not the same bad payload seen again).
-fn quarantine(
-    conn: &Connection,
-    source: &str,
-    native_id: &str,
-    reason: &str,
-    raw: &serde_json::Value,
-    now: Timestamp,
-) -> anyhow::Result<bool> {
-    let raw_text = raw.to_string();
-    let hash = sha256_hex(raw_text.as_bytes());
-    let updated = conn.execute(
-        "UPDATE quarantine SET last_at = ?4, seen = seen + 1, reason = ?5
+fn quarantine(conn: &Connection, source: &str, b: &BadRecord, now: Timestamp) -> anyhow::Result<bool> {
+    let native_id = b.native_id.as_deref().unwrap_or("");
+    let (hash, reason, raw_text) = (&b.raw_hash, &b.reason, &b.raw_text);
+    let updated = conn
+        .prepare_cached(
+            "UPDATE quarantine SET last_at = ?4, seen = seen + 1, reason = ?5
          WHERE source = ?1 AND native_id = ?2 AND raw_hash = ?3",
-        params![source, native_id, hash, ts(now), reason],
-    )?;
+        )?
+        .execute(params![source, native_id, hash, ts(now), reason])?;
     if updated > 0 {
         return Ok(false);
     }
-    conn.execute(
-        "INSERT INTO quarantine (source, native_id, raw_hash, reason, raw, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    conn.prepare_cached("INSERT INTO quarantine (source, native_id, raw_hash, reason, raw, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")?.execute(
         params![source, native_id, hash, reason, raw_text, ts(now)],
     )?;
     let id = if native_id.is_empty() { "(unreadable id)" } else { native_id };
@@ -193,27 +220,17 @@ enum Stored {
     Unchanged,
 }
 
-fn store_record(
-    conn: &Connection,
-    rec: &SourceRecord,
-    raw: &serde_json::Value,
-    now: Timestamp,
-) -> anyhow::Result<Stored> {
-    let raw_text = raw.to_string();
-    let hash = sha256_hex(raw_text.as_bytes());
+fn store_record(conn: &Connection, p: &Prepared, now: Timestamp) -> anyhow::Result<Stored> {
+    let (rec, hash, raw_text, mapped) = (&p.record, &p.raw_hash, &p.raw_text, &p.mapped_json);
     let existing: Option<(String, i64)> = conn
-        .query_row(
-            "SELECT raw_hash, status FROM source_records WHERE source = ?1 AND native_id = ?2",
-            params![rec.source, rec.native_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT raw_hash, status FROM source_records WHERE source = ?1 AND native_id = ?2")?
+        .query_row(params![rec.source, rec.native_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    if existing.as_ref().is_some_and(|(h, _)| *h == hash) {
+    if existing.as_ref().is_some_and(|(h, _)| h == hash) {
         return Ok(Stored::Unchanged);
     }
-    let mapped = serde_json::to_string(rec)?;
     let refs = serde_json::to_string(&rec.reference_codes)?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO source_records (source, native_id, code, ref_codes, procedure, status, received_at, updated_at,
                                      raw_hash, raw, mapped, first_seen_at, last_changed_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
@@ -221,33 +238,32 @@ fn store_record(
             procedure = excluded.procedure, status = excluded.status, received_at = excluded.received_at,
             updated_at = excluded.updated_at, raw_hash = excluded.raw_hash, raw = excluded.raw,
             mapped = excluded.mapped, last_changed_at = excluded.last_changed_at",
-        params![
-            rec.source,
-            rec.native_id,
-            rec.code,
-            refs,
-            rec.procedure.code,
-            rec.status.code(),
-            rec.arrived_at().map(ts),
-            ts(rec.updated_at),
-            hash,
-            raw_text,
-            mapped,
-            ts(now)
-        ],
-    )?;
-    conn.execute("DELETE FROM record_codes WHERE source = ?1 AND native_id = ?2", params![rec.source, rec.native_id])?;
+    )?
+    .execute(params![
+        rec.source,
+        rec.native_id,
+        rec.code,
+        refs,
+        rec.procedure.code,
+        rec.status.code(),
+        rec.arrived_at().map(ts),
+        ts(rec.updated_at),
+        hash,
+        raw_text,
+        mapped,
+        ts(now)
+    ])?;
+    conn.prepare_cached("DELETE FROM record_codes WHERE source = ?1 AND native_id = ?2")?
+        .execute(params![rec.source, rec.native_id])?;
     for code in rec.all_codes() {
-        conn.execute(
-            "INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)",
-            params![code, rec.source, rec.native_id],
-        )?;
+        conn.prepare_cached("INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)")?
+            .execute(params![code, rec.source, rec.native_id])?;
     }
     // A record that maps again supersedes its quarantined versions.
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE quarantine SET resolved_at = ?3 WHERE source = ?1 AND native_id = ?2 AND resolved_at IS NULL",
-        params![rec.source, rec.native_id, ts(now)],
-    )?;
+    )?
+    .execute(params![rec.source, rec.native_id, ts(now)])?;
     let (kind, msg) = match &existing {
         None => ("record.new", format!("new record {} ({}), status {}", rec.native_id, rec.procedure.code, rec.status)),
         Some((_, old)) if *old != i64::from(rec.status.code()) => {
@@ -260,26 +276,22 @@ fn store_record(
 }
 
 fn load_record(conn: &Connection, source: &str, native_id: &str) -> anyhow::Result<SourceRecord> {
-    let mapped: String = conn.query_row(
-        "SELECT mapped FROM source_records WHERE source = ?1 AND native_id = ?2",
-        params![source, native_id],
-        |r| r.get(0),
-    )?;
+    let mapped: String = conn
+        .prepare_cached("SELECT mapped FROM source_records WHERE source = ?1 AND native_id = ?2")?
+        .query_row(params![source, native_id], |r| r.get(0))?;
     serde_json::from_str(&mapped).with_context(|| format!("stored record {source}/{native_id} does not parse"))
 }
 
 /// Link a stored record into its case; returns the dossier id. Cases that this record shows to be
 /// one are joined into the oldest (lowest id), so links never flip back and forth.
 fn link(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result<i64> {
-    let current: Option<i64> = conn.query_row(
-        "SELECT dossier_id FROM source_records WHERE source = ?1 AND native_id = ?2",
-        params![rec.source, rec.native_id],
-        |r| r.get(0),
-    )?;
+    let current: Option<i64> = conn
+        .prepare_cached("SELECT dossier_id FROM source_records WHERE source = ?1 AND native_id = ?2")?
+        .query_row(params![rec.source, rec.native_id], |r| r.get(0))?;
     // Other records sharing any code with this one (its own code or a reference).
     let mut matches: Vec<(i64, String, String)> = Vec::new();
     {
-        let mut stmt = conn.prepare(
+        let mut stmt = conn.prepare_cached(
             "SELECT DISTINCT sr.dossier_id, sr.source, sr.native_id FROM record_codes rc
              JOIN source_records sr ON sr.source = rc.source AND sr.native_id = rc.native_id
              WHERE rc.code = ?1 AND sr.dossier_id IS NOT NULL AND NOT (sr.source = ?2 AND sr.native_id = ?3)",
@@ -295,15 +307,13 @@ fn link(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result
     let mut ids: BTreeSet<i64> = matches.iter().map(|m| m.0).collect();
     ids.extend(current);
     let Some(&target) = ids.iter().next() else {
-        conn.execute(
-            "INSERT INTO dossiers (portal_code, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            params![rec.code, ts(now)],
-        )?;
+        conn.prepare_cached("INSERT INTO dossiers (portal_code, created_at, updated_at) VALUES (?1, ?2, ?2)")?
+            .execute(params![rec.code, ts(now)])?;
         let id = conn.last_insert_rowid();
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
-            params![rec.source, rec.native_id, id, LinkRule::First.as_str()],
-        )?;
+        )?
+        .execute(params![rec.source, rec.native_id, id, LinkRule::First.as_str()])?;
         return Ok(id);
     };
     if current != Some(target) {
@@ -313,13 +323,14 @@ fn link(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result
         } else {
             merge::link_rule(rec, &load_record(conn, &ms, &mn)?).unwrap_or(LinkRule::Reference)
         };
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
-            params![rec.source, rec.native_id, target, rule.as_str()],
-        )?;
+        )?
+        .execute(params![rec.source, rec.native_id, target, rule.as_str()])?;
         if rule != LinkRule::First {
-            let target_code: String =
-                conn.query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [target], |r| r.get(0))?;
+            let target_code: String = conn
+                .prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?
+                .query_row([target], |r| r.get(0))?;
             synclog::append(
                 conn,
                 now,
@@ -341,11 +352,13 @@ fn link(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result
     }
     // Join any other case this record shows to be the same one.
     for &other in ids.iter().filter(|&&i| i != target) {
-        conn.execute("UPDATE source_records SET dossier_id = ?1 WHERE dossier_id = ?2", params![target, other])?;
-        conn.execute("UPDATE outbox SET dossier_id = ?1 WHERE dossier_id = ?2", params![target, other])?;
+        conn.prepare_cached("UPDATE source_records SET dossier_id = ?1 WHERE dossier_id = ?2")?
+            .execute(params![target, other])?;
+        conn.prepare_cached("UPDATE outbox SET dossier_id = ?1 WHERE dossier_id = ?2")?
+            .execute(params![target, other])?;
         let other_code: String =
-            conn.query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [other], |r| r.get(0))?;
-        conn.execute("DELETE FROM dossiers WHERE id = ?1", [other])?;
+            conn.prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?.query_row([other], |r| r.get(0))?;
+        conn.prepare_cached("DELETE FROM dossiers WHERE id = ?1")?.execute([other])?;
         synclog::append(
             conn,
             now,
@@ -364,10 +377,29 @@ fn link(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result
 /// Recompute a case's canonical dossier and queue what the portal must learn. Returns how many
 /// outbox rows were written.
 pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timestamp) -> anyhow::Result<u32> {
-    let records: Vec<SourceRecord> = conn
-        .prepare("SELECT mapped FROM source_records WHERE dossier_id = ?1 ORDER BY source, native_id")?
-        .query_map([dossier_id], |r| r.get::<_, String>(0))?
-        .map(|m| Ok(serde_json::from_str::<SourceRecord>(&m?)?))
+    recompute_with(conn, ctx, dossier_id, now, &HashMap::new())
+}
+
+/// `recompute`, taking the members just stored from memory rather than parsing them back.
+fn recompute_with(
+    conn: &Connection,
+    ctx: &MergeCtx,
+    dossier_id: i64,
+    now: Timestamp,
+    fresh: &HashMap<(&str, &str), &SourceRecord>,
+) -> anyhow::Result<u32> {
+    let keys: Vec<(String, String)> = conn
+        .prepare_cached(
+            "SELECT source, native_id FROM source_records WHERE dossier_id = ?1 ORDER BY source, native_id",
+        )?
+        .query_map([dossier_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let records: Vec<SourceRecord> = keys
+        .iter()
+        .map(|(s, n)| match fresh.get(&(s.as_str(), n.as_str())) {
+            Some(r) => Ok((*r).clone()),
+            None => load_record(conn, s, n),
+        })
         .collect::<anyhow::Result<_>>()?;
     let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: ctx.kind(&r.source) }).collect();
     let (prev_status, prev_hash, prev_code, version, prev_conflict): (
@@ -376,11 +408,9 @@ pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timest
         String,
         i64,
         Option<String>,
-    ) = conn.query_row(
-        "SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1",
-        [dossier_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )?;
+    ) = conn
+        .prepare_cached("SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1")?
+        .query_row([dossier_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
     let previous = prev_status.and_then(Status::from_code);
     let Some(outcome) = merge::merge(&members, &ctx.cutover, previous) else {
         return Ok(0);
@@ -392,10 +422,8 @@ pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timest
                 canonical.authority.0, canonical.authority.1
             );
             if prev_conflict.as_deref() != Some(conflict.as_str()) {
-                conn.execute(
-                    "UPDATE dossiers SET conflict = ?2, updated_at = ?3 WHERE id = ?1",
-                    params![dossier_id, conflict, ts(now)],
-                )?;
+                conn.prepare_cached("UPDATE dossiers SET conflict = ?2, updated_at = ?3 WHERE id = ?1")?
+                    .execute(params![dossier_id, conflict, ts(now)])?;
                 synclog::append(
                     conn,
                     now,
@@ -418,21 +446,21 @@ pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timest
     let changed = prev_hash.as_deref() != Some(hash.as_str()) || prev_code != code;
     let version = if changed { version + 1 } else { version };
     if changed {
-        conn.execute(
+        conn.prepare_cached(
             "UPDATE dossiers SET portal_code = ?2, status = ?3, due_at = ?4, received_at = ?5, version = ?6,
                                  content_hash = ?7, canonical = ?8, conflict = NULL, updated_at = ?9 WHERE id = ?1",
-            params![
-                dossier_id,
-                code,
-                canonical.state.status.code(),
-                canonical.state.due_at.map(ts),
-                canonical.state.received_at.map(ts),
-                version,
-                hash,
-                serde_json::to_string(&canonical)?,
-                ts(now)
-            ],
-        )?;
+        )?
+        .execute(params![
+            dossier_id,
+            code,
+            canonical.state.status.code(),
+            canonical.state.due_at.map(ts),
+            canonical.state.received_at.map(ts),
+            version,
+            hash,
+            serde_json::to_string(&canonical)?,
+            ts(now)
+        ])?;
         let kind = if prev_hash.is_none() { "dossier.created" } else { "dossier.changed" };
         let mut msg = format!("status {} ({})", canonical.state.status, canonical.authority_reason.describe());
         if prev_code != code && prev_hash.is_some() {
@@ -447,7 +475,7 @@ pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timest
                 .details(json!({"version": version, "members": records.iter().map(|r| format!("{}/{}", r.source, r.native_id)).collect::<Vec<_>>()})),
         )?;
     } else if prev_conflict.is_some() {
-        conn.execute("UPDATE dossiers SET conflict = NULL WHERE id = ?1", [dossier_id])?;
+        conn.prepare_cached("UPDATE dossiers SET conflict = NULL WHERE id = ?1")?.execute([dossier_id])?;
     }
     if !ctx.pushes(&canonical.authority.0) {
         return Ok(0);
@@ -507,7 +535,7 @@ mod tests {
 
     fn page(source: &str, r: &SourceRecord) -> Page {
         let raw = serde_json::to_value(r).unwrap();
-        Page { source: source.into(), items: vec![Incoming::Mapped { record: Box::new(r.clone()), raw }], cursor: None }
+        Page { source: source.into(), items: vec![Incoming::mapped(r.clone(), &raw)], cursor: None }
     }
 
     fn now() -> Timestamp {
@@ -582,6 +610,39 @@ mod tests {
     }
 
     #[test]
+    #[ignore]
+    fn probe_ingest_rate() {
+        let (_d, mut conn, ctx) = setup();
+        let n = 20_000;
+        let pages: Vec<Page> = (0..(n / 200))
+            .map(|p| {
+                let items = (0..200)
+                    .map(|i| {
+                        let k = p * 200 + i;
+                        let mut r = rec(
+                            "city",
+                            &format!("C-{k}"),
+                            "2026-02-02T02:00:00Z",
+                            "2026-02-02T02:00:00Z",
+                            Status::Received,
+                        );
+                        r.native_id = format!("n{k}");
+                        let raw = serde_json::to_value(&r).unwrap();
+                        Incoming::mapped(r, &raw)
+                    })
+                    .collect();
+                Page { source: "city".into(), items, cursor: None }
+            })
+            .collect();
+        let t0 = std::time::Instant::now();
+        for page in pages {
+            ingest_page(&mut conn, &ctx, page, now()).unwrap();
+        }
+        let dt = t0.elapsed();
+        eprintln!("PROBE {n} records in {dt:?}: {:.0}/s", n as f64 / dt.as_secs_f64());
+    }
+
+    #[test]
     fn an_unchanged_payload_is_skipped_and_a_bad_one_quarantined_once() {
         let (_d, mut conn, ctx) = setup();
         let c = rec("city", "C-1", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
@@ -589,11 +650,11 @@ mod tests {
         assert_eq!(ingest_page(&mut conn, &ctx, page("city", &c), now()).unwrap().unchanged, 1);
         let bad = Page {
             source: "city".into(),
-            items: vec![Incoming::Bad {
-                native_id: Some("x1".into()),
-                reason: "field `status`: bad".into(),
-                raw: serde_json::json!({"id": "x1"}),
-            }],
+            items: vec![Incoming::bad(
+                Some("x1".into()),
+                "field `status`: bad".into(),
+                &serde_json::json!({"id": "x1"}),
+            )],
             cursor: Some(("2026-02-02T02:00:00Z".parse().unwrap(), "x1".into())),
         };
         assert_eq!(ingest_page(&mut conn, &ctx, bad.clone(), now()).unwrap().quarantined, 1);

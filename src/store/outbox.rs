@@ -57,47 +57,51 @@ pub struct Row {
 
 /// Whether the portal has, or is about to get, exactly this content for the code.
 pub fn is_settled(conn: &Connection, code: &str, hash: &str) -> anyhow::Result<bool> {
-    let acked: Option<String> =
-        conn.query_row("SELECT content_hash FROM portal_state WHERE code = ?1", [code], |r| r.get(0)).optional()?;
+    let acked: Option<String> = conn
+        .prepare_cached("SELECT content_hash FROM portal_state WHERE code = ?1")?
+        .query_row([code], |r| r.get(0))
+        .optional()?;
     if acked.as_deref() == Some(hash) {
         return Ok(true);
     }
     Ok(conn
-        .query_row("SELECT 1 FROM outbox WHERE code = ?1 AND content_hash = ?2", params![code, hash], |_| Ok(()))
+        .prepare_cached("SELECT 1 FROM outbox WHERE code = ?1 AND content_hash = ?2")?
+        .query_row(params![code, hash], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 /// Whether the code is live on the portal (acknowledged and not closed).
 pub fn is_live(conn: &Connection, code: &str) -> anyhow::Result<bool> {
-    Ok(conn.query_row("SELECT live FROM portal_state WHERE code = ?1", [code], |r| r.get::<_, i64>(0)).optional()?
+    Ok(conn
+        .prepare_cached("SELECT live FROM portal_state WHERE code = ?1")?
+        .query_row([code], |r| r.get::<_, i64>(0))
+        .optional()?
         == Some(1))
 }
 
 /// Forget queued work for a code that is no longer a case's live code.
 pub fn drop_pending_for(conn: &Connection, code: &str) -> anyhow::Result<()> {
-    conn.execute("DELETE FROM outbox WHERE code = ?1 AND kind = 'upsert'", [code])?;
-    conn.execute("DELETE FROM progress WHERE code = ?1 AND sent_at IS NULL", [code])?;
+    conn.prepare_cached("DELETE FROM outbox WHERE code = ?1 AND kind = 'upsert'")?.execute([code])?;
+    conn.prepare_cached("DELETE FROM progress WHERE code = ?1 AND sent_at IS NULL")?.execute([code])?;
     Ok(())
 }
 
 /// Queue a row, superseding any older row for the same code. Returns 1 if a row was written.
 pub fn enqueue(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> anyhow::Result<u32> {
     let acked: Option<(String, i64)> = conn
-        .query_row("SELECT content_hash, live FROM portal_state WHERE code = ?1", [row.code], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .prepare_cached("SELECT content_hash, live FROM portal_state WHERE code = ?1")?
+        .query_row([row.code], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let wanted_live = i64::from(row.kind == Kind::Upsert);
     if acked.as_ref().is_some_and(|(h, live)| h == row.content_hash && *live == wanted_live) {
-        conn.execute("DELETE FROM outbox WHERE code = ?1", [row.code])?;
+        conn.prepare_cached("DELETE FROM outbox WHERE code = ?1")?.execute([row.code])?;
         return Ok(0);
     }
     let idem = format!("{}:{}:{}:{}", row.code, row.kind.as_str(), row.version, &row.content_hash[..16]);
-    conn.execute("DELETE FROM outbox WHERE code = ?1 AND idem_key <> ?2", params![row.code, idem])?;
-    let n = conn.execute(
-        "INSERT OR IGNORE INTO outbox (dossier_id, code, kind, version, content_hash, idem_key, payload, deadline, enqueued_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    conn.prepare_cached("DELETE FROM outbox WHERE code = ?1 AND idem_key <> ?2")?.execute(params![row.code, idem])?;
+    let n = conn.prepare_cached("INSERT OR IGNORE INTO outbox (dossier_id, code, kind, version, content_hash, idem_key, payload, deadline, enqueued_at, next_attempt_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)")?.execute(
         params![
             row.dossier_id,
             row.code,
@@ -148,8 +152,7 @@ pub fn enqueue_progress(
     now: Timestamp,
 ) -> anyhow::Result<()> {
     let key = sha256_hex(item.to_string().as_bytes());
-    conn.execute(
-        "INSERT OR IGNORE INTO progress (code, step_key, payload, at, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    conn.prepare_cached("INSERT OR IGNORE INTO progress (code, step_key, payload, at, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?.execute(
         params![code, key, item.to_string(), ts(at), ts(now)],
     )?;
     Ok(())
@@ -157,7 +160,7 @@ pub fn enqueue_progress(
 
 /// The next rows to send, most urgent first: by deadline (none last), then by age.
 pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Result<Vec<Row>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT o.id, o.dossier_id, o.code, o.kind, o.version, o.content_hash, o.payload, o.attempts,
                 EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code)
          FROM outbox o WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
@@ -197,8 +200,9 @@ pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Re
 
 /// When the next queued row becomes due (for the sender's sleep).
 pub fn next_due(conn: &Connection) -> anyhow::Result<Option<Timestamp>> {
-    let t: Option<String> =
-        conn.query_row("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'", [], |r| r.get(0))?;
+    let t: Option<String> = conn
+        .prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")?
+        .query_row([], |r| r.get(0))?;
     t.map(|t| parse_ts(&t)).transpose()
 }
 
@@ -207,24 +211,24 @@ pub fn ack(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<(
     let tx = conn.transaction()?;
     let live = i64::from(row.kind == Kind::Upsert);
     let status: i64 = row.payload["TrangThaiHoSo"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO portal_state (code, dossier_id, version, content_hash, status, live, payload, acked_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT(code) DO UPDATE SET dossier_id = excluded.dossier_id, version = excluded.version,
              content_hash = excluded.content_hash, status = excluded.status, live = excluded.live,
              payload = excluded.payload, acked_at = excluded.acked_at",
-        params![
-            row.code,
-            row.dossier_id,
-            row.version,
-            row.content_hash,
-            status,
-            live,
-            row.payload.to_string(),
-            ts(now)
-        ],
-    )?;
-    tx.execute("DELETE FROM outbox WHERE id = ?1", [row.id])?;
+    )?
+    .execute(params![
+        row.code,
+        row.dossier_id,
+        row.version,
+        row.content_hash,
+        status,
+        live,
+        row.payload.to_string(),
+        ts(now)
+    ])?;
+    tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([row.id])?;
     let (kind, msg) = match row.kind {
         Kind::Upsert => ("portal.acked", format!("portal holds version {} (status {status})", row.version)),
         Kind::Close => ("portal.closed_duplicate", "duplicate code closed on the portal (status 8)".to_string()),
@@ -238,15 +242,13 @@ pub fn ack(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<(
     // created is a duplicate, and must be closed.
     if row.kind == Kind::Upsert {
         let live_code: Option<String> = tx
-            .query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [row.dossier_id], |r| r.get(0))
+            .prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?
+            .query_row([row.dossier_id], |r| r.get(0))
             .optional()?;
         if let Some(live_code) = live_code.filter(|c| *c != row.code) {
             let dup: Option<String> = tx
-                .query_row(
-                    "SELECT mapped FROM source_records WHERE dossier_id = ?1 AND code = ?2 LIMIT 1",
-                    params![row.dossier_id, row.code],
-                    |r| r.get(0),
-                )
+                .prepare_cached("SELECT mapped FROM source_records WHERE dossier_id = ?1 AND code = ?2 LIMIT 1")?
+                .query_row(params![row.dossier_id, row.code], |r| r.get(0))
                 .optional()?;
             if let Some(dup) = dup {
                 let dup: crate::core::record::SourceRecord = serde_json::from_str(&dup)?;
@@ -260,20 +262,18 @@ pub fn ack(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<(
 
 /// A transient failure: try again at `next_at`.
 pub fn retry(conn: &Connection, id: i64, error: &str, next_at: Timestamp) -> anyhow::Result<()> {
-    conn.execute(
+    conn.prepare_cached(
         "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
-        params![id, error, ts(next_at)],
-    )?;
+    )?
+    .execute(params![id, error, ts(next_at)])?;
     Ok(())
 }
 
 /// A permanent rejection: park the row with the portal's message, for an operator.
 pub fn park(conn: &mut Connection, row: &Row, message: &str, now: Timestamp) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
-    tx.execute(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = 'parked' WHERE id = ?1",
-        params![row.id, message],
-    )?;
+    tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = 'parked' WHERE id = ?1")?
+        .execute(params![row.id, message])?;
     synclog::append(
         &tx,
         now,
@@ -298,7 +298,7 @@ pub struct ProgressRow {
 
 /// Steps ready to send: only for codes the portal already holds (it refuses steps of unknown ones).
 pub fn next_progress(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Result<Vec<ProgressRow>> {
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT g.code, g.step_key, g.payload FROM progress g JOIN portal_state p ON p.code = g.code AND p.live = 1
          WHERE g.sent_at IS NULL AND g.next_attempt_at <= ?1 ORDER BY g.code, g.at LIMIT ?2",
     )?;
@@ -315,10 +315,11 @@ pub fn next_progress(conn: &Connection, now: Timestamp, limit: usize) -> anyhow:
 pub fn progress_sent(conn: &mut Connection, rows: &[ProgressRow], now: Timestamp) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     for r in rows {
-        tx.execute(
-            "UPDATE progress SET sent_at = ?3 WHERE code = ?1 AND step_key = ?2",
-            params![r.code, r.step_key, ts(now)],
-        )?;
+        tx.prepare_cached("UPDATE progress SET sent_at = ?3 WHERE code = ?1 AND step_key = ?2")?.execute(params![
+            r.code,
+            r.step_key,
+            ts(now)
+        ])?;
     }
     tx.commit()?;
     Ok(())
@@ -326,8 +327,7 @@ pub fn progress_sent(conn: &mut Connection, rows: &[ProgressRow], now: Timestamp
 
 pub fn progress_retry(conn: &Connection, rows: &[ProgressRow], error: &str, next_at: Timestamp) -> anyhow::Result<()> {
     for r in rows {
-        conn.execute(
-            "UPDATE progress SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4 WHERE code = ?1 AND step_key = ?2",
+        conn.prepare_cached("UPDATE progress SET attempts = attempts + 1, last_error = ?3, next_attempt_at = ?4 WHERE code = ?1 AND step_key = ?2")?.execute(
             params![r.code, r.step_key, error, ts(next_at)],
         )?;
     }

@@ -44,7 +44,7 @@ pub struct Overview {
 }
 
 pub fn sources(conn: &Connection) -> rusqlite::Result<Vec<SourceStatus>> {
-    conn.prepare(
+    conn.prepare_cached(
         "SELECT s.name, s.adapter, s.kind, s.portal_mode, s.last_poll_at, s.last_ok_at, s.last_error, s.last_error_at,
                 s.polls, s.poll_errors, s.consecutive_errors,
                 (SELECT COUNT(*) FROM source_records r WHERE r.source = s.name),
@@ -78,17 +78,17 @@ pub fn sources(conn: &Connection) -> rusqlite::Result<Vec<SourceStatus>> {
 }
 
 pub fn delivery(conn: &Connection) -> rusqlite::Result<DeliveryStatus> {
-    let (queued, parked, oldest) = conn.query_row(
-        "SELECT COALESCE(SUM(state = 'queued'), 0), COALESCE(SUM(state = 'parked'), 0),
+    let (queued, parked, oldest) = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(state = 'queued'), 0), COALESCE(SUM(state = 'parked'), 0),
                 MIN(CASE WHEN state = 'queued' THEN enqueued_at END) FROM outbox",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let progress_unsent = conn.query_row("SELECT COUNT(*) FROM progress WHERE sent_at IS NULL", [], |r| r.get(0))?;
-    let (live, closed) =
-        conn.query_row("SELECT COALESCE(SUM(live = 1), 0), COALESCE(SUM(live = 0), 0) FROM portal_state", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let progress_unsent =
+        conn.prepare_cached("SELECT COUNT(*) FROM progress WHERE sent_at IS NULL")?.query_row([], |r| r.get(0))?;
+    let (live, closed) = conn
+        .prepare_cached("SELECT COALESCE(SUM(live = 1), 0), COALESCE(SUM(live = 0), 0) FROM portal_state")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(DeliveryStatus {
         queued,
         parked,
@@ -103,47 +103,51 @@ pub fn overview(conn: &Connection) -> rusqlite::Result<Overview> {
     Ok(Overview {
         sources: sources(conn)?,
         delivery: delivery(conn)?,
-        dossiers: conn.query_row("SELECT COUNT(*) FROM dossiers", [], |r| r.get(0))?,
-        conflicts: conn.query_row("SELECT COUNT(*) FROM dossiers WHERE conflict IS NOT NULL", [], |r| r.get(0))?,
-        log_entries: conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM sync_log", [], |r| r.get(0))?,
+        dossiers: conn.prepare_cached("SELECT COUNT(*) FROM dossiers")?.query_row([], |r| r.get(0))?,
+        conflicts: conn
+            .prepare_cached("SELECT COUNT(*) FROM dossiers WHERE conflict IS NOT NULL")?
+            .query_row([], |r| r.get(0))?,
+        log_entries: conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM sync_log")?.query_row([], |r| r.get(0))?,
     })
 }
 
 /// Record the start of a poll.
 pub fn poll_started(conn: &Connection, source: &str, at: &str) -> rusqlite::Result<()> {
-    conn.execute("UPDATE sources SET last_poll_at = ?2, polls = polls + 1 WHERE name = ?1", params![source, at])?;
+    conn.prepare_cached("UPDATE sources SET last_poll_at = ?2, polls = polls + 1 WHERE name = ?1")?
+        .execute(params![source, at])?;
     Ok(())
 }
 
 /// Record the outcome of a poll.
 pub fn poll_finished(conn: &Connection, source: &str, at: &str, error: Option<&str>) -> rusqlite::Result<()> {
     match error {
-        None => conn.execute(
-            "UPDATE sources SET last_ok_at = ?2, consecutive_errors = 0 WHERE name = ?1",
-            params![source, at],
-        )?,
-        Some(e) => conn.execute(
-            "UPDATE sources SET last_error = ?3, last_error_at = ?2, poll_errors = poll_errors + 1,
+        None => conn
+            .prepare_cached("UPDATE sources SET last_ok_at = ?2, consecutive_errors = 0 WHERE name = ?1")?
+            .execute(params![source, at])?,
+        Some(e) => conn
+            .prepare_cached(
+                "UPDATE sources SET last_error = ?3, last_error_at = ?2, poll_errors = poll_errors + 1,
                                 consecutive_errors = consecutive_errors + 1 WHERE name = ?1",
-            params![source, at, e],
-        )?,
+            )?
+            .execute(params![source, at, e])?,
     };
     Ok(())
 }
 
 /// Record the circuit breaker's state (`until`: when an open breaker will probe again).
 pub fn breaker_changed(conn: &Connection, source: &str, state: &str, until: Option<&str>) -> rusqlite::Result<()> {
-    conn.execute("UPDATE sources SET breaker = ?2, breaker_until = ?3 WHERE name = ?1", params![source, state, until])?;
+    conn.prepare_cached("UPDATE sources SET breaker = ?2, breaker_until = ?3 WHERE name = ?1")?
+        .execute(params![source, state, until])?;
     Ok(())
 }
 
 /// Record a completed full sweep.
 pub fn swept(conn: &Connection, source: &str, at: &str) -> rusqlite::Result<()> {
-    conn.execute("UPDATE sources SET last_full_sweep_at = ?2 WHERE name = ?1", params![source, at])?;
+    conn.prepare_cached("UPDATE sources SET last_full_sweep_at = ?2 WHERE name = ?1")?.execute(params![source, at])?;
     Ok(())
 }
 
 /// When the source was last swept in full.
 pub fn last_sweep(conn: &Connection, source: &str) -> rusqlite::Result<Option<String>> {
-    conn.query_row("SELECT last_full_sweep_at FROM sources WHERE name = ?1", [source], |r| r.get(0))
+    conn.prepare_cached("SELECT last_full_sweep_at FROM sources WHERE name = ?1")?.query_row([source], |r| r.get(0))
 }

@@ -85,7 +85,8 @@ fn entry_hash(prev: &str, fields: [Option<&str>; 8]) -> String {
 /// together).
 pub fn append(conn: &Connection, at: Timestamp, e: &Entry) -> rusqlite::Result<i64> {
     let prev: String = conn
-        .query_row("SELECT hash FROM sync_log ORDER BY seq DESC LIMIT 1", [], |r| r.get(0))
+        .prepare_cached("SELECT hash FROM sync_log ORDER BY seq DESC LIMIT 1")?
+        .query_row([], |r| r.get(0))
         .optional()?
         .unwrap_or_else(|| GENESIS.to_string());
     let at = ts(at);
@@ -103,11 +104,22 @@ pub fn append(conn: &Connection, at: Timestamp, e: &Entry) -> rusqlite::Result<i
             details.as_deref(),
         ],
     );
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO sync_log (at, level, kind, source, dossier, actor, message, details, prev_hash, hash)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![at, e.level.as_str(), e.kind, e.source, e.dossier, e.actor, e.message, details, prev, hash],
-    )?;
+    )?
+    .execute(params![
+        at,
+        e.level.as_str(),
+        e.kind,
+        e.source,
+        e.dossier,
+        e.actor,
+        e.message,
+        details,
+        prev,
+        hash
+    ])?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -166,8 +178,7 @@ pub fn query(conn: &Connection, f: &Filter, limit: usize) -> rusqlite::Result<Ve
 
 /// Walk the whole chain. `Ok(n)` with the number of entries, or the first broken link.
 pub fn verify(conn: &Connection) -> rusqlite::Result<Result<u64, String>> {
-    let mut stmt = conn.prepare(
-        "SELECT seq, at, level, kind, source, dossier, actor, message, details, prev_hash, hash FROM sync_log ORDER BY seq",
+    let mut stmt = conn.prepare_cached("SELECT seq, at, level, kind, source, dossier, actor, message, details, prev_hash, hash FROM sync_log ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
     let mut prev = GENESIS.to_string();
