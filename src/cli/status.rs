@@ -34,6 +34,9 @@ pub fn health(o: &Overview) -> (u8, Vec<String>) {
         if s.consecutive_errors > 0 {
             why.push(format!("source {} failed its last {} poll(s)", s.name, s.consecutive_errors));
         }
+        if s.breaker != "closed" {
+            why.push(format!("source {}: circuit breaker {}", s.name, s.breaker));
+        }
         if s.quarantined > 0 {
             why.push(format!("source {} has {} quarantined record(s)", s.name, s.quarantined));
         }
@@ -70,12 +73,16 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
         return code;
     }
     println!(
-        "{:<10} {:<9} {:<20} {:<20} {:>8} {:>6} {:>11}  last error",
-        "source", "kind", "last poll", "last success", "records", "errors", "quarantined"
+        "{:<8} {:<9} {:<19} {:<19} {:>8} {:>6} {:>11} {:<10} {:<19}  last error",
+        "source", "kind", "last poll", "last success", "records", "errors", "quarantined", "breaker", "last full sweep"
     );
     for s in &overview.sources {
+        let breaker = match (s.breaker.as_str(), &s.breaker_until) {
+            ("open", Some(_)) => format!("open→{}", when(&s.breaker_until).get(11..16).unwrap_or("")),
+            (b, _) => b.to_string(),
+        };
         println!(
-            "{:<10} {:<9} {:<20} {:<20} {:>8} {:>6} {:>11}  {}",
+            "{:<8} {:<9} {:<19} {:<19} {:>8} {:>6} {:>11} {:<10} {:<19}  {}",
             s.name,
             s.kind,
             when(&s.last_poll_at),
@@ -83,6 +90,8 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
             s.records,
             s.poll_errors,
             s.quarantined,
+            breaker,
+            when(&s.last_full_sweep_at),
             if s.consecutive_errors > 0 { s.last_error.clone().unwrap_or_default() } else { String::new() }
         );
     }
