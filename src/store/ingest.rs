@@ -132,31 +132,38 @@ pub fn cursor(conn: &Connection, source: &str) -> anyhow::Result<Option<(Timesta
 pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Timestamp) -> anyhow::Result<IngestReport> {
     let tx = conn.transaction()?;
     let mut report = IngestReport::default();
-    let mut touched: Vec<SourceRecord> = Vec::new();
+    // Whether any record of this source waits in quarantine: if not, storing a record has no
+    // quarantined version to resolve (one query a page instead of one a record).
+    let mut quarantine_open: bool = tx
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?1 AND resolved_at IS NULL)")?
+        .query_row([&page.source], |r| r.get(0))?;
+    let mut touched: Vec<(SourceRecord, bool)> = Vec::new();
     for item in page.items {
         match item {
             Incoming::Bad(b) => {
+                quarantine_open = true;
                 if quarantine(&tx, &page.source, &b, now)? {
                     report.quarantined += 1;
                 }
             }
-            Incoming::Mapped(p) => match store_record(&tx, &p, now)? {
+            Incoming::Mapped(p) => match store_record(&tx, &p, quarantine_open, now)? {
                 Stored::Unchanged => report.unchanged += 1,
                 Stored::New => {
                     report.new += 1;
-                    touched.push(p.record);
+                    touched.push((p.record, true));
                 }
                 Stored::Changed => {
                     report.changed += 1;
-                    touched.push(p.record);
+                    touched.push((p.record, false));
                 }
             },
         }
     }
     let mut dossiers = BTreeSet::new();
-    for rec in &touched {
-        dossiers.insert(link(&tx, rec, now)?);
+    for (rec, new) in &touched {
+        dossiers.insert(link(&tx, rec, *new, now)?);
     }
+    let touched: Vec<SourceRecord> = touched.into_iter().map(|(r, _)| r).collect();
     let fresh: HashMap<(&str, &str), &SourceRecord> =
         touched.iter().map(|r| ((r.source.as_str(), r.native_id.as_str()), r)).collect();
     for id in dossiers {
@@ -220,7 +227,7 @@ enum Stored {
     Unchanged,
 }
 
-fn store_record(conn: &Connection, p: &Prepared, now: Timestamp) -> anyhow::Result<Stored> {
+fn store_record(conn: &Connection, p: &Prepared, quarantine_open: bool, now: Timestamp) -> anyhow::Result<Stored> {
     let (rec, hash, raw_text, mapped) = (&p.record, &p.raw_hash, &p.raw_text, &p.mapped_json);
     let existing: Option<(String, i64)> = conn
         .prepare_cached("SELECT raw_hash, status FROM source_records WHERE source = ?1 AND native_id = ?2")?
@@ -253,17 +260,21 @@ fn store_record(conn: &Connection, p: &Prepared, now: Timestamp) -> anyhow::Resu
         mapped,
         ts(now)
     ])?;
-    conn.prepare_cached("DELETE FROM record_codes WHERE source = ?1 AND native_id = ?2")?
-        .execute(params![rec.source, rec.native_id])?;
+    if existing.is_some() {
+        conn.prepare_cached("DELETE FROM record_codes WHERE source = ?1 AND native_id = ?2")?
+            .execute(params![rec.source, rec.native_id])?;
+    }
     for code in rec.all_codes() {
         conn.prepare_cached("INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)")?
             .execute(params![code, rec.source, rec.native_id])?;
     }
     // A record that maps again supersedes its quarantined versions.
-    conn.prepare_cached(
-        "UPDATE quarantine SET resolved_at = ?3 WHERE source = ?1 AND native_id = ?2 AND resolved_at IS NULL",
-    )?
-    .execute(params![rec.source, rec.native_id, ts(now)])?;
+    if quarantine_open {
+        conn.prepare_cached(
+            "UPDATE quarantine SET resolved_at = ?3 WHERE source = ?1 AND native_id = ?2 AND resolved_at IS NULL",
+        )?
+        .execute(params![rec.source, rec.native_id, ts(now)])?;
+    }
     let (kind, msg) = match &existing {
         None => ("record.new", format!("new record {} ({}), status {}", rec.native_id, rec.procedure.code, rec.status)),
         Some((_, old)) if *old != i64::from(rec.status.code()) => {
@@ -284,10 +295,14 @@ fn load_record(conn: &Connection, source: &str, native_id: &str) -> anyhow::Resu
 
 /// Link a stored record into its case; returns the dossier id. Cases that this record shows to be
 /// one are joined into the oldest (lowest id), so links never flip back and forth.
-fn link(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result<i64> {
-    let current: Option<i64> = conn
-        .prepare_cached("SELECT dossier_id FROM source_records WHERE source = ?1 AND native_id = ?2")?
-        .query_row(params![rec.source, rec.native_id], |r| r.get(0))?;
+fn link(conn: &Connection, rec: &SourceRecord, new: bool, now: Timestamp) -> anyhow::Result<i64> {
+    // A record stored for the first time belongs to no case yet.
+    let current: Option<i64> = if new {
+        None
+    } else {
+        conn.prepare_cached("SELECT dossier_id FROM source_records WHERE source = ?1 AND native_id = ?2")?
+            .query_row(params![rec.source, rec.native_id], |r| r.get(0))?
+    };
     // Other records sharing any code with this one (its own code or a reference).
     let mut matches: Vec<(i64, String, String)> = Vec::new();
     {
