@@ -14,7 +14,15 @@ fn repo(p: &str) -> PathBuf {
 /// A folder with the three credentials the reference configuration names.
 fn credentials() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
-    for name in ["portal-password", "city-api-key", "moj-client-secret"] {
+    for name in [
+        "portal-password",
+        "city-api-key",
+        "moj-client-secret",
+        "moc-token",
+        "mae-password",
+        "mof-password",
+        "mps-api-key",
+    ] {
         std::fs::write(d.path().join(name), "s3cret\n").unwrap();
     }
     d

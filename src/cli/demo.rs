@@ -38,14 +38,20 @@ const FIXTURES: &[(&str, &str)] = &[
     ("businesses.json", include_str!("../../fixtures/businesses.json")),
     ("city.json", include_str!("../../fixtures/city.json")),
     ("moj.json", include_str!("../../fixtures/moj.json")),
+    ("moc.json", include_str!("../../fixtures/moc.json")),
+    ("mae.json", include_str!("../../fixtures/mae.json")),
+    ("mof.json", include_str!("../../fixtures/mof.json")),
+    ("mps.json", include_str!("../../fixtures/mps.json")),
 ];
 
 const ADAPTERS: &[(&str, &str)] = &[
     ("city-igate.toml", include_str!("../../adapters/city-igate.toml")),
     ("moj.toml", include_str!("../../adapters/moj.toml")),
+    ("moc.toml", include_str!("../../adapters/moc.toml")),
+    ("mae.toml", include_str!("../../adapters/mae.toml")),
+    ("mof.toml", include_str!("../../adapters/mof.toml")),
+    ("mps.toml", include_str!("../../adapters/mps.toml")),
 ];
-
-const CUTOVER: &str = include_str!("../../config/cutover.toml");
 
 /// The simulated clock's start for the embedded fixtures (Monday 2026-03-09 07:30, Hải Phòng time).
 pub fn demo_start() -> jiff::Timestamp {
@@ -93,20 +99,27 @@ impl Default for BridgeTuning {
     }
 }
 
-/// Write a complete configuration pointing at the simulated world: adapters, cutover table, secret
-/// files, and `config/dvc-bridge.toml` with the database in `dir/data`. Returns the config's path.
+/// Write a complete configuration pointing at the simulated world: adapters, the world's cutover
+/// table, one secret file per secret, and `config/dvc-bridge.toml` with the database in `dir/data`.
+/// Returns the config's path.
 pub fn write_config(dir: &Path, world: &World, opts: &SimOptions, t: &BridgeTuning) -> anyhow::Result<PathBuf> {
     for (name, text) in ADAPTERS {
         write(&dir.join("adapters").join(name), text)?;
     }
-    write(&dir.join("config/cutover.toml"), CUTOVER)?;
+    let s = |v: &str| toml::Value::String(v.to_string()).to_string();
+    let mut cutover = String::from("# Written by dvc-bridge demo: the simulated ministries' cutover dates.\n");
+    for (source, procedure, date) in world.cutovers() {
+        cutover.push_str(&format!(
+            "\n[[cutover]]\nsource = {}\nprocedure = {}\ndate = {date}\n",
+            s(&source),
+            s(&procedure)
+        ));
+    }
+    write(&dir.join("config/cutover.toml"), &cutover)?;
     let secrets = dir.join("secrets");
     write(&secrets.join("portal-password"), &opts.portal_password)?;
-    write(&secrets.join("city-api-key"), &opts.city_api_key)?;
-    write(&secrets.join("moj-client-secret"), &opts.ministry_client_secret)?;
-    let q = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
-    let s = |v: &str| toml::Value::String(v.to_string()).to_string();
-    let text = format!(
+    let file = |p: &Path| format!("{{ file = {} }}", s(&p.display().to_string()));
+    let mut text = format!(
         r#"# Written by dvc-bridge demo: the simulated world on loopback.
 [store]
 data_dir = {data}
@@ -131,7 +144,7 @@ integration_path = {integration_path}
 dstcode = {dstcode}
 madonvi = {madonvi}
 username = {username}
-password = {{ file = {pw} }}
+password = {password}
 timeout_secs = 10
 
 [delivery]
@@ -139,27 +152,8 @@ batch_size = {batch}
 idle_poll_ms = {idle}
 backoff_secs = {backoff}
 max_backoff_secs = {max_backoff}
-
-[[sources]]
-name = "city"
-adapter = "city-igate"
-base_url = {city}
-poll_interval_secs = {interval}
-lookback_secs = {lookback}
-[sources.credentials]
-api_key = {{ file = {city_key} }}
-
-[[sources]]
-name = "moj"
-adapter = "moj"
-base_url = {moj}
-poll_interval_secs = {interval}
-lookback_secs = {lookback}
-[sources.credentials]
-client_id = {client_id}
-client_secret = {{ file = {moj_secret} }}
 "#,
-        data = q(&dir.join("data")),
+        data = s(&dir.join("data").display().to_string()),
         start = s(&opts.clock.start.to_string()),
         anchor = s(&opts.clock.anchor.to_string()),
         speed = opts.clock.speed,
@@ -169,19 +163,33 @@ client_secret = {{ file = {moj_secret} }}
         dstcode = s(&opts.portal_dstcode),
         madonvi = s(&opts.portal_madonvi),
         username = s(&opts.portal_username),
-        pw = q(&secrets.join("portal-password")),
+        password = file(&secrets.join("portal-password")),
         batch = t.batch_size,
         idle = t.idle_poll_ms,
         backoff = t.backoff_secs,
         max_backoff = t.max_backoff_secs,
-        city = s(&world.city_url),
-        interval = t.poll_interval_secs,
-        lookback = t.lookback_secs,
-        city_key = q(&secrets.join("city-api-key")),
-        moj = s(&world.ministry_url),
-        client_id = s(&opts.ministry_client_id),
-        moj_secret = q(&secrets.join("moj-client-secret")),
     );
+    for system in world.systems() {
+        text.push_str(&format!(
+            "\n[[sources]]\nname = {}\nadapter = {}\nbase_url = {}\npoll_interval_secs = {}\nlookback_secs = {}\n[sources.credentials]\n",
+            s(&system.name),
+            s(&system.adapter),
+            s(&system.url),
+            t.poll_interval_secs,
+            t.lookback_secs
+        ));
+        for (key, value) in &system.credentials {
+            // Identifiers are plain values; secrets live in files, as in production.
+            let line = if key == "client_id" || key == "username" {
+                s(value)
+            } else {
+                let path = secrets.join(format!("{}-{key}", system.name));
+                write(&path, value)?;
+                file(&path)
+            };
+            text.push_str(&format!("{key} = {line}\n"));
+        }
+    }
     let path = dir.join("config/dvc-bridge.toml");
     write(&path, &text)?;
     Ok(path)
@@ -246,13 +254,14 @@ async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         crate::config::load(&config, true).map_err(|e| anyhow::anyhow!("demo configuration invalid:\n{e}"))?;
     let db = settings.db_path();
     println!(
-        "dvc-bridge demo — simulated Hải Phòng city system, Ministry of Justice system and Cổng DVCQG on loopback"
+        "dvc-bridge demo — the simulated Hải Phòng city system, five ministries' systems and Cổng DVCQG on loopback"
     );
-    println!("  city system     {}", world.city_url);
-    println!("  ministry (moj)  {}", world.ministry_url);
-    println!("  portal          {}", world.portal_url);
-    println!("  clock           simulated, {}× real time", args.speed);
-    println!("  configuration   {}", config.display());
+    for system in world.systems() {
+        println!("  {:<6} {:<9} {}", system.name, system.kind, system.url);
+    }
+    println!("  portal           {}", world.portal_url);
+    println!("  clock            simulated, {}× real time", args.speed);
+    println!("  configuration    {}", config.display());
     println!(
         "  in another terminal: dvc-bridge status --config {0}   |   dvc-bridge log --config {0}",
         config.display()

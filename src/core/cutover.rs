@@ -13,8 +13,25 @@ pub struct CutoverEntry {
     pub source: String,
     /// A procedure code (MaTTHC), or `*` for every procedure of that ministry.
     pub procedure: String,
-    /// The first day (local) on which new dossiers went to the ministry system.
+    /// The first day (local) on which new dossiers went to the ministry system: a TOML date
+    /// (`2026-01-15`) or a string (`"2026-01-15"`).
+    #[serde(deserialize_with = "date_or_text")]
     pub date: Date,
+}
+
+fn date_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        Toml(toml::value::Datetime),
+    }
+    let text = match Either::deserialize(d)? {
+        Either::Text(t) => t,
+        Either::Toml(t) if t.time.is_none() && t.offset.is_none() => t.to_string(),
+        Either::Toml(t) => return Err(serde::de::Error::custom(format!("{t} is not a plain date (write YYYY-MM-DD)"))),
+    };
+    text.parse().map_err(|e| serde::de::Error::custom(format!("{text:?} is not a date (write YYYY-MM-DD): {e}")))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -47,7 +64,7 @@ date = "2026-01-15"
 [[cutover]]
 source = "moj"
 procedure = "2.000488"
-date = "2026-02-01"
+date = 2026-02-01
 "#,
         )
         .unwrap();

@@ -6,6 +6,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::Deserialize;
 
+use super::model::Source;
+
 /// One administrative procedure (TTHC) of the national catalogue.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -13,7 +15,8 @@ pub struct Procedure {
     pub code: String,
     pub name: String,
     pub sector: Sector,
-    /// `Some("moj")` when the Ministry of Justice centralised it; `None` for procedures only the city runs.
+    /// The ministry whose centralised system took it over (`"moj"`, `"moc"`, `"mae"`, `"mof"`,
+    /// `"mps"`); `None` for procedures only the city runs.
     pub owner: Option<String>,
     /// Relative volume: certified copies and civil status dwarf construction permits.
     pub weight: u32,
@@ -128,6 +131,13 @@ impl Catalogue {
             "agencies.json has no commune-level unit"
         );
         for p in &self.procedures {
+            if let Some(owner) = &p.owner {
+                anyhow::ensure!(
+                    Source::from_name(owner).is_some_and(Source::is_ministry),
+                    "procedure {}: owner {owner:?} is not a ministry system (moj, moc, mae, mof, mps)",
+                    p.code
+                );
+            }
             anyhow::ensure!(p.duration_days > 0, "procedure {}: duration_days must be at least 1", p.code);
             if let Some(code) = &p.agency {
                 anyhow::ensure!(
@@ -138,6 +148,11 @@ impl Catalogue {
             }
         }
         Ok(())
+    }
+
+    /// The ministry system that centralised a procedure, if any.
+    pub fn owner(&self, code: &str) -> Option<Source> {
+        self.procedure(code).and_then(|p| p.owner.as_deref()).and_then(Source::from_name)
     }
 
     pub fn procedure(&self, code: &str) -> Option<&Procedure> {

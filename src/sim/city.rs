@@ -1,6 +1,8 @@
 //! The city's procedure system, in the dialect of VNPT iGate: API-key auth, Spring pages sorted by
 //! `updatedDate` descending, no "updated since" filter, ISO 8601 UTC dates with milliseconds, iGate's
 //! own status ids (0–9, not the portal's 1–10) and channel ids (0–2, not the portal's 1–3).
+//!
+//! Credentials: `api_key` (header `X-API-Key`). Records at `content`.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -18,14 +20,15 @@ use serde_json::{Value, json};
 use super::{
     Shared,
     catalogue::{ApplicantKind, Level},
+    faults::{self, Call, Walk},
     model::{
         AgencyRef, Applicant, Attachment, Channel, Dossier, Fee, ProcedureRef, ResultDoc, Source, Step, Supplement,
     },
-    world::Record,
 };
+use crate::clock::vn_tz;
 
-/// The largest page iGate serves.
-const MAX_PAGE_SIZE: usize = 200;
+/// The largest page the simulated iGate serves: raised for the ingest benchmark's big walks.
+const MAX_PAGE_SIZE: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -472,6 +475,10 @@ async fn search(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let plan = match faults::gate(&shared, Source::City, Call::List).await {
+        Ok(plan) => plan,
+        Err(answer) => return answer,
+    };
     let key_ok = headers.get("x-api-key").and_then(|v| v.to_str().ok()).is_some_and(|k| k == shared.opts.city_api_key);
     if !key_ok {
         return error(StatusCode::UNAUTHORIZED, "unauthorized", "Thiếu hoặc sai khóa truy cập (X-API-Key)");
@@ -497,22 +504,35 @@ async fn search(
     if q.get("sort").is_some_and(|s| s != "updatedDate,desc") {
         return error(StatusCode::BAD_REQUEST, "bad_request", "Chỉ hỗ trợ sort=updatedDate,desc");
     }
+    let walk = Walk { key: format!("size={size}"), first: page == 0 };
+    faults::between_pages(&shared, Source::City, &plan, &walk);
 
     let upstream = shared.lock_upstream();
-    let mut order: Vec<&Record> = upstream.records(Source::City).iter().collect();
+    let total = upstream.count(Source::City);
     // Newest first, ties by id descending: what iGate's Mongo sort gives.
-    order.sort_by(|a, b| (b.updated_at(), b.native_id()).cmp(&(a.updated_at(), a.native_id())));
-    let total = order.len();
-    let content: Vec<Value> = order.iter().skip(page.saturating_mul(size)).take(size).map(|r| r.render()).collect();
-    drop(upstream);
+    let content = upstream.descending(Source::City, page.saturating_mul(size), size);
     let total_pages = total.div_ceil(size);
-    Json(json!({
-        "content": content,
+    let envelope = json!({
+        "content": faults::RECORDS,
         "number": page,
         "size": size,
         "totalElements": total,
         "totalPages": total_pages,
         "last": page.saturating_add(1) >= total_pages,
-    }))
-    .into_response()
+    });
+    let body = upstream.page_json(Source::City, &envelope, &content);
+    drop(upstream);
+    faults::answer(&shared, Source::City, &plan, Some(&walk), body)
+}
+
+/// Breaks a rendered record the way iGate records have been seen broken; returns the reason.
+pub fn damage(raw: &mut Value, variant: u64, now: Timestamp) -> &'static str {
+    if variant.is_multiple_of(2) {
+        raw["dossierStatus"] = json!({ "id": 42, "name": "Chờ phê duyệt" });
+        "dossierStatus.id: unknown status 42"
+    } else {
+        let year = now.to_zoned_datetime(vn_tz()).year();
+        raw["acceptedDate"] = Value::from(format!("{year}-02-30T{}.000Z", now.strftime("%H:%M:%S")));
+        "acceptedDate: impossible date"
+    }
 }

@@ -1,9 +1,10 @@
-//! The generator of `fixtures/city.json` and `fixtures/moj.json` (run once, output committed), and the
-//! check that the committed files still say what the code reads.
+//! The generator of the recorded fixtures of every system (`fixtures/city.json`, `moj.json`,
+//! `moc.json`, `mae.json`, `mof.json`, `mps.json`; run once, output committed), and the check that
+//! the committed files still say what the code reads.
 //!
 //! Regenerate with `cargo test sim::fixtures_gen -- --ignored`.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use jiff::{Timestamp, ToSpan, civil::Weekday};
 use serde_json::Value;
@@ -20,8 +21,21 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-const CUTOVER: (i16, i8, i8) = (2026, 1, 15);
-const MIGRATED: usize = 10;
+/// Each ministry's cutover for Hải Phòng (the same as `SimOptions::demo`).
+pub fn cutovers() -> BTreeMap<Source, jiff::civil::Date> {
+    let date = jiff::civil::date;
+    BTreeMap::from([
+        (Source::Moj, date(2026, 1, 15)),
+        (Source::Moc, date(2026, 2, 1)),
+        (Source::Mae, date(2026, 1, 20)),
+        (Source::Mof, date(2026, 1, 1)),
+        (Source::Mps, date(2026, 1, 1)),
+    ])
+}
+
+/// Open city dossiers each ministry's migration copies at its cutover (a case (a) pair each).
+const MIGRATED: usize = 4;
+const FIRST_SEED: u64 = 31;
 
 /// Days the civil service did not work in the recorded period (`spec/calendar-vn.md`).
 fn day_off(d: jiff::civil::Date) -> bool {
@@ -31,14 +45,13 @@ fn day_off(d: jiff::civil::Date) -> bool {
         || holidays.iter().any(|&(y, m, dd)| d == jiff::civil::date(y, m, dd))
 }
 
-#[test]
-#[ignore = "writes fixtures/city.json and fixtures/moj.json"]
-fn generate_fixtures() {
-    let catalogue = Catalogue::load(&dir()).unwrap();
-    let cutover = jiff::civil::date(CUTOVER.0, CUTOVER.1, CUTOVER.2);
-    let mut up = Upstream::new(catalogue, cutover, 31);
+/// The recorded history from one seed: 2025-12-15 to 2026-03-06, each ministry migrating at its
+/// cutover, one malformed record per system last.
+fn record_history(catalogue: Catalogue, seed: u64) -> Upstream {
+    let cutovers = cutovers();
+    let mut up = Upstream::new(catalogue, cutovers.clone(), seed);
     up.tuning = Tuning {
-        new_rate: 0.22,
+        new_rate: 0.2,
         transfer_rate: 0.3,
         stop_rate: 0.03,
         second_supplement_rate: 0.3,
@@ -47,12 +60,17 @@ fn generate_fixtures() {
     let tz = vn_tz();
     let mut day = jiff::civil::date(2025, 12, 15);
     let last = jiff::civil::date(2026, 3, 6);
-    let mut migrated = false;
+    let mut migrated: Vec<Source> = Vec::new();
     while day <= last {
         if !day_off(day) {
-            if day >= cutover && !migrated {
-                migrated = true;
-                let at = day.at(7, 45, 0, 0).to_zoned_datetime(tz.clone()).unwrap().timestamp();
+            // Each ministry migrates on the first working day on or after its cutover, a few
+            // minutes apart, before the desks open.
+            for (k, (&ministry, &cutover)) in cutovers.iter().enumerate() {
+                if day < cutover || migrated.contains(&ministry) {
+                    continue;
+                }
+                migrated.push(ministry);
+                let at = day.at(7, 30 + 3 * k as i8, 0, 0).to_zoned_datetime(tz.clone()).unwrap().timestamp();
                 let open: Vec<usize> = up
                     .records(Source::City)
                     .iter()
@@ -60,7 +78,7 @@ fn generate_fixtures() {
                     .filter_map(|(i, r)| match r {
                         Record::Good(d)
                             if matches!(d.status, 2 | 4 | 5)
-                                && up.catalogue.procedure(&d.procedure.code).is_some_and(|p| p.owner.is_some()) =>
+                                && up.catalogue.owner(&d.procedure.code) == Some(ministry) =>
                         {
                             Some(i)
                         }
@@ -68,84 +86,137 @@ fn generate_fixtures() {
                     })
                     .collect();
                 for &i in open.iter().take(MIGRATED) {
-                    assert!(up.migrate(i, at));
+                    assert!(up.migrate(i, ministry, at));
                 }
             }
-            // The city's desks were quieter before the cutover than the two systems together after it.
-            let hours: &[i8] = if day < cutover { &[8, 9, 10, 14, 15, 16] } else { &[8, 9, 10, 11, 13, 14, 15, 16] };
-            for &hour in hours {
-                let (min, sec) = (up.rng.i8(0..60), up.rng.i8(0..60));
-                let at = day.at(hour, min, sec, 0).to_zoned_datetime(tz.clone()).unwrap().timestamp();
-                up.round(at, 1, None);
+            // The desks work 8–11 and 13–17; three rounds an hour, in order.
+            for hour in [8, 9, 10, 11, 13, 14, 15, 16] {
+                for third in [0, 20, 40] {
+                    let (min, sec) = (third + up.rng.i8(0..20), up.rng.i8(0..60));
+                    let at = day.at(hour, min, sec, 0).to_zoned_datetime(tz.clone()).unwrap().timestamp();
+                    up.round(at, 1, None, None);
+                }
             }
         }
         day = day.checked_add(1.day()).unwrap();
     }
-    let end = last.at(16, 58, 0, 0).to_zoned_datetime(tz.clone()).unwrap().timestamp();
-    up.inject_malformed_for_fixtures(end);
-    up.inject_malformed_for_fixtures(end);
-    for (source, file) in [(Source::City, "city.json"), (Source::Moj, "moj.json")] {
-        let records: Vec<Value> = up.records(source).iter().map(Record::render).collect();
-        let text = serde_json::to_string_pretty(&records).unwrap() + "\n";
-        std::fs::write(dir().join(file), text).unwrap();
+    // After the desks close, so that they are each system's newest record.
+    let end = last.at(17, 30, 0, 0).to_zoned_datetime(tz.clone()).unwrap().timestamp();
+    for _ in Source::ALL {
+        up.inject_malformed_for_fixtures(end);
     }
+    up
 }
 
-fn load_committed() -> (Upstream, Vec<Value>, Vec<Value>) {
-    let catalogue = Catalogue::load(&dir()).unwrap();
-    let city: Vec<Value> = read_json(&dir().join("city.json")).unwrap();
-    let moj: Vec<Value> = read_json(&dir().join("moj.json")).unwrap();
-    let cutover = jiff::civil::date(CUTOVER.0, CUTOVER.1, CUTOVER.2);
-    let mut up = Upstream::new(catalogue, cutover, 31);
-    up.load(&city, &moj).unwrap();
-    (up, city, moj)
+/// What the fixtures promise (and `fixtures/README.md` says): why a world falls short, if it does.
+fn check_promises(up: &Upstream) -> Result<(), String> {
+    let city = up.records(Source::City).len();
+    if !(100..=200).contains(&city) {
+        return Err(format!("city records: {city}"));
+    }
+    for ministry in Source::ALL.into_iter().filter(|s| s.is_ministry()) {
+        let n = up.records(ministry).len();
+        if !(25..=40).contains(&n) {
+            return Err(format!("{} records: {n}", ministry.name()));
+        }
+    }
+    let quarantine = up.quarantine();
+    let systems: Vec<&str> = quarantine.iter().map(|(s, _)| s.as_str()).collect();
+    if systems != ["city", "moj", "moc", "mae", "mof", "mps"] {
+        return Err(format!("malformed records: {quarantine:?}"));
+    }
+    let mut pairs: BTreeMap<Source, (usize, usize)> = BTreeMap::new();
+    for case in up.cases() {
+        if case.len() > 2 {
+            return Err(format!("a case of {} members", case.len()));
+        }
+        if let [a, b] = case[..] {
+            let (Some(a), Some(b)) = (up.dossier_at(a), up.dossier_at(b)) else {
+                return Err("a case member is not a dossier".to_owned());
+            };
+            let entry = pairs.entry(b.source).or_default();
+            if a.source == Source::City && a.code == b.code {
+                entry.0 += 1;
+            } else if a.source == Source::City && b.ref_code.as_deref() == Some(a.code.as_str()) {
+                entry.1 += 1;
+            } else {
+                return Err(format!("{} and {} are no pair", a.code, b.code));
+            }
+        }
+    }
+    for ministry in Source::ALL.into_iter().filter(|s| s.is_ministry()) {
+        let (migrated, transferred) = pairs.get(&ministry).copied().unwrap_or_default();
+        if migrated < 2 || transferred < 2 {
+            return Err(format!("{}: {migrated} migrated and {transferred} transfer pairs", ministry.name()));
+        }
+    }
+    let expected = up.expected();
+    let statuses: std::collections::BTreeSet<u8> = expected.values().map(|e| e.status).collect();
+    if let Some(s) = [2, 3, 4, 5, 7, 9, 10].into_iter().find(|s| !statuses.contains(s)) {
+        return Err(format!("no case in status {s}: {statuses:?}"));
+    }
+    for ministry in Source::ALL.into_iter().filter(|s| s.is_ministry()) {
+        let open = up.records(ministry).iter().any(|r| matches!(r, Record::Good(d) if matches!(d.status, 2 | 4 | 5)));
+        let ended = up.records(ministry).iter().any(|r| matches!(r, Record::Good(d) if matches!(d.status, 9 | 10)));
+        if !open || !ended {
+            return Err(format!("{}: open records {open}, finished records {ended}", ministry.name()));
+        }
+    }
+    Ok(())
 }
 
 #[test]
-fn committed_fixtures_round_trip_through_both_dialects() {
-    let (up, city, moj) = load_committed();
-    for (source, raws) in [(Source::City, &city), (Source::Moj, &moj)] {
-        for (record, raw) in up.records(source).iter().zip(raws.iter()) {
-            assert_eq!(&record.render(), raw, "{} record {} does not round-trip", source.name(), record.native_id());
+#[ignore = "writes fixtures/<system>.json for every system"]
+fn generate_fixtures() {
+    // Thirty-odd records per system is too few for the change rules' chances to even out, so the
+    // first seed whose history keeps every promise is the one recorded (deterministically).
+    let (seed, up) = (FIRST_SEED..FIRST_SEED + 500)
+        .find_map(|seed| {
+            let up = record_history(Catalogue::load(&dir()).unwrap(), seed);
+            check_promises(&up).is_ok().then_some((seed, up))
+        })
+        .expect("no seed in 500 keeps the fixtures' promises: loosen them or retune the catalogue's weights");
+    println!("recorded the history of seed {seed}");
+    for source in Source::ALL {
+        let records: Vec<Value> = up.records(source).iter().map(|r| up.render(source, r)).collect();
+        let text = serde_json::to_string_pretty(&records).unwrap() + "\n";
+        std::fs::write(dir().join(format!("{}.json", source.name())), text).unwrap();
+    }
+}
+
+fn load_committed() -> (Upstream, BTreeMap<Source, Vec<Value>>) {
+    let catalogue = Catalogue::load(&dir()).unwrap();
+    let raws: BTreeMap<Source, Vec<Value>> =
+        Source::ALL.iter().map(|s| (*s, read_json(&dir().join(format!("{}.json", s.name()))).unwrap())).collect();
+    let mut up = Upstream::new(catalogue, cutovers(), FIRST_SEED);
+    up.load(&raws).unwrap();
+    (up, raws)
+}
+
+#[test]
+fn committed_fixtures_round_trip_through_every_dialect() {
+    let (up, raws) = load_committed();
+    for (source, raws) in &raws {
+        assert_eq!(up.records(*source).len(), raws.len());
+        for (record, raw) in up.records(*source).iter().zip(raws.iter()) {
+            assert_eq!(
+                &up.render(*source, record),
+                raw,
+                "{} record {} does not round-trip",
+                source.name(),
+                record.native_id(*source)
+            );
         }
     }
 }
 
 #[test]
 fn committed_fixtures_hold_the_promised_world() {
-    let (up, city, moj) = load_committed();
-    assert!((50..=75).contains(&city.len()), "city records: {}", city.len());
-    assert!((30..=50).contains(&moj.len()), "moj records: {}", moj.len());
-    let quarantine = up.quarantine();
-    assert_eq!(quarantine.len(), 2, "{quarantine:?}");
-    assert_eq!(quarantine[0].0, "city");
-    assert_eq!(quarantine[1].0, "moj");
-    assert!(moj.iter().any(|r| { r["ngayTiepNhan"].as_str().is_some_and(|s| s.contains("-02-31 ")) }));
-
-    let (mut migrated, mut transferred) = (0, 0);
-    for case in up.cases() {
-        if case.len() == 2 {
-            let a = up.dossier_at(case[0]).unwrap();
-            let b = up.dossier_at(case[1]).unwrap();
-            if a.code == b.code {
-                migrated += 1;
-            } else {
-                assert_eq!(b.ref_code.as_deref(), Some(a.code.as_str()));
-                transferred += 1;
-            }
-        }
-        assert!(case.len() <= 2);
-    }
-    assert!(migrated >= 5, "migrated pairs: {migrated}");
-    assert!(transferred >= 3, "transfer pairs: {transferred}");
-
-    let expected = up.expected();
-    let statuses: std::collections::BTreeSet<u8> = expected.values().map(|e| e.status).collect();
-    for s in [2, 3, 4, 5, 7, 9, 10] {
-        assert!(statuses.contains(&s), "no case in status {s}: {statuses:?}");
-    }
+    let (up, raws) = load_committed();
+    check_promises(&up).unwrap();
+    assert!(raws[&Source::Moj].iter().any(|r| r["ngayTiepNhan"].as_str().is_some_and(|s| s.contains("-02-31 "))));
     let latest: Timestamp = up.latest_update().unwrap();
     assert!(latest <= fixtures_start(), "{latest} is after {}", fixtures_start());
-    let earliest = expected.values().map(|e| e.received_at).min().unwrap();
+    let earliest = up.expected().values().map(|e| e.received_at).min().unwrap();
     assert!(earliest.to_zoned_datetime(vn_tz()).date() >= jiff::civil::date(2025, 12, 15));
 }

@@ -1,21 +1,30 @@
-//! The simulated outside world for `demo` and the tests: the city's procedure system, the Ministry of
-//! Justice's centralised system and the National Public Service Portal, each an HTTP server on
-//! loopback, plus the truth the portal should end up showing.
+//! The simulated outside world for `demo`, the tests and the benchmarks: the city's procedure
+//! system, the centralised systems of five ministries and the National Public Service Portal, each
+//! an HTTP server on loopback, plus the truth the portal should end up showing.
 //!
 //! It is deliberately independent of the rest of the crate (only `crate::clock` is shared): it is
 //! the world the bridge is tested against, so it must not share the bridge's understanding of it.
 //!
 //! Layout:
 //! - `catalogue`: procedures, agencies and applicants read from `fixtures/`.
-//! - `model`: the simulator's dialect-free dossier.
-//! - `city`, `moj`: each upstream system's dialect (parse and render) and HTTP API.
-//! - `world`: the records, the cases they form, the change rules and the expected portal truth.
+//! - `model`: the simulator's dialect-free dossier, and the list of systems.
+//! - `city`, `moj`, `moc`, `mae`, `mof`, `mps`: each upstream system's dialect (parse and render)
+//!   and HTTP API; no two alike in pagination, auth, dates, status vocabulary or nesting.
+//! - `world`: the records, the cases they form, the change rules, the list order and the expected
+//!   portal truth; bulk records for the ingest benchmark.
+//! - `faults`: misbehaviour on demand (errors, throttling, hangs, broken bodies, unstable pages,
+//!   clock skew).
 //! - `portal`: the portal contract of `spec/dvcqg-portal.md` and the `/_sim/*` introspection.
 
 mod catalogue;
 mod city;
+mod faults;
+mod mae;
+mod moc;
 mod model;
+mod mof;
 mod moj;
+mod mps;
 mod portal;
 mod world;
 
@@ -25,14 +34,14 @@ mod fixtures_gen;
 mod tests;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     net::SocketAddr,
     path::PathBuf,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context;
@@ -42,15 +51,19 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::clock::{Clock, SimClock};
 
+pub use faults::Faults;
 pub use portal::{AUTH_PATH, INTEGRATION_PATH};
+
+use model::Source;
 
 /// Everything that shapes a simulated world.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
-    /// Seeds the change rules, so that runs with the same ticks are the same.
+    /// Seeds the change rules and every fault draw, so that runs with the same ticks and requests
+    /// are the same.
     pub seed: u64,
     pub clock: SimClock,
-    /// The `fixtures/` folder: catalogue files and the recorded dossiers of both systems.
+    /// The `fixtures/` folder: catalogue files and the recorded dossiers of every system.
     pub fixtures_dir: PathBuf,
     /// Real time between upstream change rounds. Zero turns the automatic changes off
     /// ([`World::change_now`] still makes a round on demand).
@@ -59,22 +72,42 @@ pub struct SimOptions {
     pub changes_per_tick: u32,
     /// Inject a malformed new record every N new dossiers (`None`: never; the fixtures hold some).
     pub malformed_every: Option<u32>,
-    /// The date the ministry took over its procedures (wildcard) for this city.
+    /// The date the Ministry of Justice took over its procedures (wildcard) for this city.
     pub cutover: Date,
+    /// The other ministries' cutover dates (wildcard), by system name: `moc`, `mae`, `mof`, `mps`.
+    /// A ministry missing here has taken nothing over.
+    pub ministry_cutovers: BTreeMap<String, Date>,
     pub city_api_key: String,
+    /// The Ministry of Justice's OAuth2 client.
     pub ministry_client_id: String,
     pub ministry_client_secret: String,
+    /// The Ministry of Construction's static bearer token.
+    pub moc_token: String,
+    /// The Ministry of Agriculture and Environment's Keycloak client and user (password grant).
+    pub mae_client_id: String,
+    pub mae_username: String,
+    pub mae_password: String,
+    /// The Ministry of Finance's login.
+    pub mof_username: String,
+    pub mof_password: String,
+    /// How long a Ministry of Finance session stays valid, in real time.
+    pub mof_session_ttl: Duration,
+    /// The Ministry of Public Security's API key.
+    pub mps_api_key: String,
     pub portal_username: String,
     pub portal_password: String,
     pub portal_dstcode: String,
     pub portal_madonvi: String,
     /// How long a portal session stays valid, in real time.
     pub portal_session_ttl: Duration,
+    /// Misbehaviour of each upstream system from the start, by system name (default: none).
+    pub faults: BTreeMap<String, Faults>,
 }
 
 impl SimOptions {
     /// The defaults of `dvc-bridge demo`.
     pub fn demo(fixtures_dir: PathBuf, clock: SimClock) -> Self {
+        let date = jiff::civil::date;
         Self {
             seed: 2026,
             clock,
@@ -82,16 +115,68 @@ impl SimOptions {
             tick: Duration::from_millis(500),
             changes_per_tick: 3,
             malformed_every: Some(40),
-            cutover: jiff::civil::date(2026, 1, 15),
+            cutover: date(2026, 1, 15),
+            ministry_cutovers: [
+                ("moc", date(2026, 2, 1)),
+                ("mae", date(2026, 1, 20)),
+                ("mof", date(2026, 1, 1)),
+                ("mps", date(2026, 1, 1)),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
             city_api_key: "city-demo-key".to_owned(),
             ministry_client_id: "bridge".to_owned(),
             ministry_client_secret: "bridge-secret".to_owned(),
+            moc_token: "moc-demo-token".to_owned(),
+            mae_client_id: "dvc-bridge".to_owned(),
+            mae_username: "haiphong.bridge".to_owned(),
+            mae_password: "mae-pass".to_owned(),
+            mof_username: "haiphong".to_owned(),
+            mof_password: "mof-pass".to_owned(),
+            mof_session_ttl: Duration::from_secs(600),
+            mps_api_key: "mps-demo-key".to_owned(),
             portal_username: "hue".to_owned(),
             portal_password: "hue-pass".to_owned(),
             portal_dstcode: "G22.HP".to_owned(),
             portal_madonvi: "000.00.00.H26".to_owned(),
             portal_session_ttl: Duration::from_secs(600),
+            faults: BTreeMap::new(),
         }
+    }
+
+    /// Every ministry's cutover, checked: unknown names are configuration mistakes.
+    fn cutovers(&self) -> anyhow::Result<BTreeMap<Source, Date>> {
+        let mut out = BTreeMap::from([(Source::Moj, self.cutover)]);
+        for (name, date) in &self.ministry_cutovers {
+            let source = Source::from_name(name).filter(|s| s.is_ministry() && *s != Source::Moj).with_context(|| {
+                format!(
+                    "ministry_cutovers: {name:?} is not one of moc, mae, mof, mps (the Ministry of Justice's date is \
+                     `cutover`)"
+                )
+            })?;
+            out.insert(source, *date);
+        }
+        Ok(out)
+    }
+
+    /// What a client of `source` needs to authenticate, under the bridge's credential names.
+    fn credentials(&self, source: Source) -> BTreeMap<String, String> {
+        let pairs: Vec<(&str, &str)> = match source {
+            Source::City => vec![("api_key", &self.city_api_key)],
+            Source::Moj => {
+                vec![("client_id", &self.ministry_client_id), ("client_secret", &self.ministry_client_secret)]
+            }
+            Source::Moc => vec![("token", &self.moc_token)],
+            Source::Mae => vec![
+                ("client_id", &self.mae_client_id),
+                ("username", &self.mae_username),
+                ("password", &self.mae_password),
+            ],
+            Source::Mof => vec![("username", &self.mof_username), ("password", &self.mof_password)],
+            Source::Mps => vec![("api_key", &self.mps_api_key)],
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
     }
 }
 
@@ -99,6 +184,21 @@ impl SimOptions {
 /// after the last recorded change (the fixtures were recorded up to Friday 2026-03-06).
 pub fn fixtures_start() -> Timestamp {
     Timestamp::from_second(1_773_016_200).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// One upstream system, as a client configures it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    /// `"city"`, `"moj"`, `"moc"`, `"mae"`, `"mof"`, `"mps"`: the source name the truth uses.
+    pub name: String,
+    /// The stem of its descriptor in `adapters/`.
+    pub adapter: String,
+    /// `"city"` or `"ministry"`.
+    pub kind: String,
+    pub url: String,
+    /// Only what the system's auth style needs, under the keys `api_key`, `token`, `client_id`,
+    /// `client_secret`, `username`, `password`.
+    pub credentials: BTreeMap<String, String>,
 }
 
 /// What the portal should show for one case once the bridge has caught up.
@@ -137,7 +237,11 @@ pub struct PortalCopy {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SimStats {
     pub city_records: usize,
+    /// The Ministry of Justice's records (every system's count is in `records`).
     pub ministry_records: usize,
+    /// Records per system, malformed and bulk ones included.
+    #[serde(default)]
+    pub records: BTreeMap<String, usize>,
     pub changes_made: u64,
     pub new_dossiers: u64,
     pub malformed_injected: u64,
@@ -148,18 +252,50 @@ pub struct SimStats {
     /// item), or an HTTP error such as 503 during an outage.
     pub rejected_calls: u64,
     pub outage_answers: u64,
+    /// Upstream faults that took effect, by kind (`error_5xx`, `throttle_429`, `hang`, `truncated`,
+    /// `html_200`, `duplicate_page`, `modify_during_walk`).
+    #[serde(default)]
+    pub faults_fired: BTreeMap<String, u64>,
     pub paused: bool,
     pub portal_down: bool,
 }
 
-/// The state the three servers and the ticker share.
+/// Bearer tokens or sessions a system issued, with their real-time expiry.
+#[derive(Debug, Default)]
+pub(crate) struct Tokens {
+    issued: HashMap<String, Instant>,
+    rng: Option<fastrand::Rng>,
+}
+
+impl Tokens {
+    fn issue(&mut self, ttl: Duration) -> String {
+        let now = Instant::now();
+        self.issued.retain(|_, exp| *exp > now);
+        let rng = self.rng.get_or_insert_with(fastrand::Rng::new);
+        let token = format!("{:016x}{:016x}", rng.u64(..), rng.u64(..));
+        self.issued.insert(token.clone(), now + ttl);
+        token
+    }
+
+    fn valid(&self, token: &str) -> bool {
+        self.issued.get(token).is_some_and(|exp| *exp > Instant::now())
+    }
+}
+
+/// The state the servers and the ticker share.
 #[derive(Debug)]
 pub(crate) struct Shared {
     opts: SimOptions,
     upstream: Mutex<world::Upstream>,
     portal: Mutex<portal::PortalState>,
-    tokens: Mutex<moj::Tokens>,
+    /// Per system (indexed like `Source::ALL`): the tokens or sessions it issued.
+    tokens: Mutex<Vec<Tokens>>,
+    faults: Mutex<faults::FaultBook>,
     portal_down: AtomicBool,
+    /// Turns true when the world stops: what a hanging request waits for besides its timeout.
+    stop: watch::Receiver<bool>,
+    /// The upstream systems as clients see them, known once every server is bound.
+    systems: OnceLock<Vec<SystemInfo>>,
 }
 
 /// A poisoned lock only means a handler panicked mid-request; the simulator's state is still the
@@ -177,8 +313,16 @@ impl Shared {
         lock(&self.portal)
     }
 
-    fn lock_tokens(&self) -> MutexGuard<'_, moj::Tokens> {
-        lock(&self.tokens)
+    fn lock_faults(&self) -> MutexGuard<'_, faults::FaultBook> {
+        lock(&self.faults)
+    }
+
+    fn issue_token(&self, source: Source, ttl: Duration) -> String {
+        lock(&self.tokens)[source.index()].issue(ttl)
+    }
+
+    fn token_valid(&self, source: Source, token: &str) -> bool {
+        lock(&self.tokens)[source.index()].valid(token)
     }
 
     fn now(&self) -> Timestamp {
@@ -198,7 +342,21 @@ impl Shared {
         if up.paused && !force {
             return 0;
         }
-        up.round(now, self.opts.changes_per_tick, self.opts.malformed_every)
+        up.round(now, self.opts.changes_per_tick, self.opts.malformed_every, None)
+    }
+
+    /// A forced round confined to one system's records (or all): the `modify_during_walk` fault.
+    /// It happens even while paused, because it was asked for.
+    fn change_round(&self, only: Option<Source>) -> u32 {
+        let now = model::whole_second(self.now());
+        self.lock_upstream().round(now, self.opts.changes_per_tick.max(1), None, only)
+    }
+
+    fn set_faults(&self, source: Source, faults: Faults) {
+        let faults = faults.clamped();
+        let skew = jiff::SignedDuration::from_secs(faults.clock_skew_secs);
+        self.lock_faults().set(source, faults);
+        self.lock_upstream().set_skew(source, skew);
     }
 
     fn expected_portal(&self) -> BTreeMap<String, ExpectedDossier> {
@@ -218,8 +376,9 @@ impl Shared {
         let mut stats = {
             let up = self.lock_upstream();
             SimStats {
-                city_records: up.records(model::Source::City).len(),
-                ministry_records: up.records(model::Source::Moj).len(),
+                city_records: up.count(Source::City),
+                ministry_records: up.count(Source::Moj),
+                records: Source::ALL.iter().map(|s| (s.name().to_owned(), up.count(*s))).collect(),
                 changes_made: up.changes_made,
                 new_dossiers: up.new_dossiers,
                 malformed_injected: up.malformed_injected,
@@ -227,6 +386,7 @@ impl Shared {
                 ..SimStats::default()
             }
         };
+        stats.faults_fired = self.lock_faults().fired();
         let portal = self.lock_portal();
         stats.portal_dossiers = portal.copies.len();
         stats.portal_calls = portal.calls;
@@ -235,14 +395,34 @@ impl Shared {
         stats.portal_down = self.portal_down.load(Ordering::SeqCst);
         stats
     }
+
+    fn systems_at(&self, urls: &BTreeMap<Source, String>) -> Vec<SystemInfo> {
+        Source::ALL
+            .iter()
+            .map(|&s| SystemInfo {
+                name: s.name().to_owned(),
+                adapter: s.adapter().to_owned(),
+                kind: if s.is_ministry() { "ministry" } else { "city" }.to_owned(),
+                url: urls.get(&s).cloned().unwrap_or_default(),
+                credentials: self.opts.credentials(s),
+            })
+            .collect()
+    }
+}
+
+fn source(name: &str) -> anyhow::Result<Source> {
+    Source::from_name(name)
+        .with_context(|| format!("unknown system {name:?}: expected one of city, moj, moc, mae, mof, mps"))
 }
 
 /// A running simulated world. Dropping it stops its servers and ticker too, but without waiting.
 #[derive(Debug)]
 pub struct World {
     pub city_url: String,
+    /// The Ministry of Justice's system (every system's address is in [`World::systems`]).
     pub ministry_url: String,
     pub portal_url: String,
+    systems: Vec<SystemInfo>,
     shared: Arc<Shared>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -251,18 +431,37 @@ pub struct World {
 impl World {
     /// Starts the world on ephemeral loopback ports.
     pub async fn start(opts: SimOptions) -> anyhow::Result<World> {
-        Self::start_on(opts, [0, 0, 0]).await
+        Self::start_on_ports(opts, &BTreeMap::new()).await
     }
 
-    /// Starts the world on the given loopback ports (city, ministry, portal; 0 = any free port), for
-    /// a `simulate` process whose address the daemon's configuration names.
+    /// Starts the world with the city, the Ministry of Justice and the portal on the given loopback
+    /// ports (0 = any free port) and the other ministries on any free ports.
     pub async fn start_on(opts: SimOptions, ports: [u16; 3]) -> anyhow::Result<World> {
+        let ports = BTreeMap::from([
+            ("city".to_owned(), ports[0]),
+            ("moj".to_owned(), ports[1]),
+            ("portal".to_owned(), ports[2]),
+        ]);
+        Self::start_on_ports(opts, &ports).await
+    }
+
+    /// Starts the world on the given loopback ports, by server name (`city`, `moj`, `moc`, `mae`,
+    /// `mof`, `mps`, `portal`; missing or 0 = any free port), for a `simulate` process whose
+    /// addresses the daemon's configuration names.
+    pub async fn start_on_ports(opts: SimOptions, ports: &BTreeMap<String, u16>) -> anyhow::Result<World> {
+        for name in ports.keys() {
+            anyhow::ensure!(name == "portal" || Source::from_name(name).is_some(), "ports: unknown server {name:?}");
+        }
+        let cutovers = opts.cutovers()?;
         let dir = &opts.fixtures_dir;
         let catalogue = catalogue::Catalogue::load(dir)?;
-        let city_raw: Vec<serde_json::Value> = catalogue::read_json(&dir.join("city.json"))?;
-        let moj_raw: Vec<serde_json::Value> = catalogue::read_json(&dir.join("moj.json"))?;
-        let mut upstream = world::Upstream::new(catalogue, opts.cutover, opts.seed);
-        upstream.load(&city_raw, &moj_raw)?;
+        let mut raws = BTreeMap::new();
+        for s in Source::ALL {
+            let raw: Vec<serde_json::Value> = catalogue::read_json(&dir.join(format!("{}.json", s.name())))?;
+            raws.insert(s, raw);
+        }
+        let mut upstream = world::Upstream::new(catalogue, cutovers, opts.seed);
+        upstream.load(&raws)?;
         if let Some(latest) = upstream.latest_update() {
             let now = opts.clock.now();
             anyhow::ensure!(
@@ -271,27 +470,42 @@ impl World {
                  start it at {latest} or later, or changes would go back in time"
             );
         }
+        let mut initial_faults = Vec::new();
+        for (name, f) in &opts.faults {
+            let s = source(name).map_err(|e| anyhow::anyhow!("SimOptions.faults: {e}"))?;
+            initial_faults.push((s, f.clone()));
+        }
+        let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
+            faults: Mutex::new(faults::FaultBook::new(opts.seed)),
             opts,
             upstream: Mutex::new(upstream),
             portal: Mutex::new(portal::PortalState::default()),
-            tokens: Mutex::new(moj::Tokens::default()),
+            tokens: Mutex::new(Source::ALL.iter().map(|_| Tokens::default()).collect()),
             portal_down: AtomicBool::new(false),
+            stop: stopped,
+            systems: OnceLock::new(),
         });
-        let (stop, _) = watch::channel(false);
+        for (s, f) in initial_faults {
+            shared.set_faults(s, f);
+        }
         let mut tasks = Vec::new();
-        let mut urls = Vec::new();
-        let routers = [
-            ("city", city::router(shared.clone())),
-            ("ministry", moj::router(shared.clone())),
-            ("portal", portal::router(shared.clone())),
-        ];
-        for ((name, router), port) in routers.into_iter().zip(ports) {
+        let mut urls = BTreeMap::new();
+        let mut portal_url = String::new();
+        let routers = Source::ALL.into_iter().map(|s| (Some(s), upstream_router(s, shared.clone())));
+        for (system, router) in routers.chain([(None, portal::router(shared.clone()))]) {
+            let name = system.map_or("portal", Source::name);
+            let port = ports.get(name).copied().unwrap_or(0);
             let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
                 .await
                 .with_context(|| format!("binding the simulated {name} on 127.0.0.1:{port}"))?;
-            let addr = listener.local_addr()?;
-            urls.push(format!("http://{addr}"));
+            let url = format!("http://{}", listener.local_addr()?);
+            match system {
+                Some(s) => {
+                    urls.insert(s, url);
+                }
+                None => portal_url = url,
+            }
             let mut stopped = stop.subscribe();
             tasks.push(tokio::spawn(async move {
                 let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -306,10 +520,41 @@ impl World {
         if !shared.opts.tick.is_zero() {
             tasks.push(tokio::spawn(ticker(shared.clone(), stop.subscribe())));
         }
-        let [city_url, ministry_url, portal_url]: [String; 3] =
-            urls.try_into().map_err(|_| anyhow::anyhow!("expected three simulated servers"))?;
+        let systems = shared.systems_at(&urls);
+        // Only ever set here, once: the introspection serves it to tests in other processes.
+        let _ = shared.systems.set(systems.clone());
+        let url_of = |s: Source| urls.get(&s).cloned().unwrap_or_default();
+        let (city_url, ministry_url) = (url_of(Source::City), url_of(Source::Moj));
         tracing::info!(%city_url, %ministry_url, %portal_url, "simulated world started");
-        Ok(World { city_url, ministry_url, portal_url, shared, stop, tasks })
+        Ok(World { city_url, ministry_url, portal_url, systems, shared, stop, tasks })
+    }
+
+    /// Every upstream system, the city first: address, adapter and credentials.
+    pub fn systems(&self) -> Vec<SystemInfo> {
+        self.systems.clone()
+    }
+
+    /// `(ministry source name, "*", date)`: each ministry's cutover for every procedure it owns.
+    pub fn cutovers(&self) -> Vec<(String, String, Date)> {
+        self.shared.lock_upstream().cutovers.iter().map(|(s, d)| (s.name().to_owned(), "*".to_owned(), *d)).collect()
+    }
+
+    /// Changes how an upstream system misbehaves from now on. An unknown system name is logged and
+    /// ignored.
+    pub fn set_faults(&self, system: &str, faults: Faults) {
+        match source(system) {
+            Ok(s) => self.shared.set_faults(s, faults),
+            Err(e) => tracing::warn!(error = %e, "set_faults ignored"),
+        }
+    }
+
+    /// Adds `n` synthetic well-formed records to one system, updated one second apart up to now
+    /// (the ingest benchmark's world). They never change, and each is a case of its own in
+    /// [`World::expected_portal`].
+    pub fn bulk_load(&self, system: &str, n: usize) -> anyhow::Result<()> {
+        let s = source(system)?;
+        let now = self.shared.now();
+        self.shared.lock_upstream().bulk_load(s, n, now)
     }
 
     pub fn pause_changes(&self) {
@@ -334,8 +579,8 @@ impl World {
         self.shared.expected_portal()
     }
 
-    /// `(source, native id)` of every malformed record: `"city"` with iGate's `id`, `"moj"` with the
-    /// ministry's `hoSoId`.
+    /// `(source, native id)` of every malformed record, e.g. `"city"` with iGate's `id`, `"moj"`
+    /// with the ministry's `hoSoId`.
     pub fn expected_quarantine(&self) -> Vec<(String, String)> {
         self.shared.expected_quarantine()
     }
@@ -352,12 +597,23 @@ impl World {
         self.shared.now()
     }
 
-    /// Stops the servers (letting requests in flight finish) and the ticker.
+    /// Stops the servers (letting requests in flight finish, hanging ones included) and the ticker.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
         }
+    }
+}
+
+fn upstream_router(source: Source, shared: Arc<Shared>) -> axum::Router {
+    match source {
+        Source::City => city::router(shared),
+        Source::Moj => moj::router(shared),
+        Source::Moc => moc::router(shared),
+        Source::Mae => mae::router(shared),
+        Source::Mof => mof::router(shared),
+        Source::Mps => mps::router(shared),
     }
 }
 
@@ -379,8 +635,9 @@ async fn ticker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
 /// Runs the world as a process of its own (the `simulate` verb) until Ctrl-C.
 pub async fn run_standalone(opts: SimOptions, ports: [u16; 3]) -> anyhow::Result<()> {
     let world = World::start_on(opts, ports).await?;
-    println!("city     {}", world.city_url);
-    println!("ministry {}", world.ministry_url);
+    for s in world.systems() {
+        println!("{:<8} {}  (adapters/{}.toml)", s.name, s.url, s.adapter);
+    }
     println!("portal   {}  (introspection under /_sim/)", world.portal_url);
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     world.shutdown().await;

@@ -1,29 +1,160 @@
 //! The simulator's own, dialect-free view of a dossier. Each upstream system renders it in its own
-//! dialect (`city.rs`, `moj.rs`) and parses its fixtures back into it, so one set of change rules
-//! drives both systems.
+//! dialect (`city.rs`, `moj.rs`, `moc.rs`, `mae.rs`, `mof.rs`, `mps.rs`) and parses its fixtures
+//! back into it, so one set of change rules drives every system.
 
 use jiff::{Timestamp, ToSpan, civil::Weekday};
 
 use super::catalogue::{ApplicantKind, Level};
 use crate::clock::vn_tz;
 
-/// The upstream system a record lives in.
+/// The upstream system a record lives in: the city's, and the centralised systems of the five
+/// ministries whose procedures Hải Phòng's departments and communes handle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Source {
     City,
+    /// Bộ Tư pháp (Justice): civil status, certification, judicial records.
     Moj,
+    /// Bộ Xây dựng (Construction): building permits, practising certificates.
+    Moc,
+    /// Bộ Nông nghiệp và Môi trường (Agriculture and Environment): land, environment.
+    Mae,
+    /// Bộ Tài chính (Finance): business and household-business registration.
+    Mof,
+    /// Bộ Công an (Public Security): residence, identity cards.
+    Mps,
+}
+
+/// How a system's record ids sort, so that its list order can be kept in a compact index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdStyle {
+    /// 24 hex digits shaped like a Mongo ObjectId (iGate).
+    ObjectId,
+    /// A decimal number without leading zeros.
+    Number,
+    /// A UUID, lower or upper case.
+    Uuid,
 }
 
 impl Source {
+    /// Every system, the city first: the order of every per-system list the simulator shows.
+    pub const ALL: [Source; 6] = [Source::City, Source::Moj, Source::Moc, Source::Mae, Source::Mof, Source::Mps];
+
     pub fn name(self) -> &'static str {
         match self {
             Source::City => "city",
             Source::Moj => "moj",
+            Source::Moc => "moc",
+            Source::Mae => "mae",
+            Source::Mof => "mof",
+            Source::Mps => "mps",
         }
+    }
+
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// Position in [`Source::ALL`], for per-system arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn is_ministry(self) -> bool {
+        self != Source::City
+    }
+
+    /// The stem of the system's adapter descriptor in `adapters/`.
+    pub fn adapter(self) -> &'static str {
+        match self {
+            Source::City => "city-igate",
+            other => other.name(),
+        }
+    }
+
+    /// Who runs the system, as a step's text names it.
+    pub fn owner_title(self) -> &'static str {
+        match self {
+            Source::City => "thành phố",
+            Source::Moj => "Bộ Tư pháp",
+            Source::Moc => "Bộ Xây dựng",
+            Source::Mae => "Bộ Nông nghiệp và Môi trường",
+            Source::Mof => "Bộ Tài chính",
+            Source::Mps => "Bộ Công an",
+        }
+    }
+
+    /// A ministry system's dossier code prefix and sequence width (`BTP-260116-000123`); the city's
+    /// codes start with the receiving agency's prefix instead.
+    pub fn code_shape(self) -> Option<(&'static str, usize)> {
+        match self {
+            Source::City => None,
+            Source::Moj => Some(("BTP", 6)),
+            Source::Moc => Some(("BXD", 5)),
+            Source::Mae => Some(("BNNMT", 6)),
+            Source::Mof => Some(("BTC", 5)),
+            Source::Mps => Some(("BCA", 6)),
+        }
+    }
+
+    pub fn id_style(self) -> IdStyle {
+        match self {
+            Source::City => IdStyle::ObjectId,
+            Source::Moj | Source::Moc | Source::Mof => IdStyle::Number,
+            Source::Mae | Source::Mps => IdStyle::Uuid,
+        }
+    }
+
+    /// Where the system serves submitted files and issued results.
+    pub fn hosts(self) -> (&'static str, &'static str) {
+        match self {
+            Source::City => ("https://dichvucong.haiphong.gov.vn/files", "https://dichvucong.haiphong.gov.vn/ket-qua"),
+            Source::Moj => ("https://dichvucong.moj.gov.vn/tep-tin", "https://dichvucong.moj.gov.vn/ket-qua"),
+            Source::Moc => ("https://dvc.moc.gov.vn/files", "https://dvc.moc.gov.vn/results"),
+            Source::Mae => ("https://dvc.mae.gov.vn/attachments", "https://dvc.mae.gov.vn/outcomes"),
+            Source::Mof => ("https://dangkykinhdoanh.gov.vn/tai-lieu", "https://dangkykinhdoanh.gov.vn/ket-qua"),
+            Source::Mps => ("https://dichvucong.bocongan.gov.vn/tep-tin", "https://dichvucong.bocongan.gov.vn/ket-qua"),
+        }
+    }
+
+    /// The sort key of a record id, in the system's own id order (the tie-break of its list order).
+    /// Ids the simulator did not make sort last.
+    pub fn id_key(self, id: &str) -> IdKey {
+        let parsed = match self.id_style() {
+            IdStyle::Number if !id.starts_with('0') || id == "0" => id.parse::<u128>().ok(),
+            IdStyle::Number => None,
+            IdStyle::ObjectId if id.len() == 24 => u128::from_str_radix(id, 16).ok(),
+            IdStyle::ObjectId => None,
+            IdStyle::Uuid => {
+                let hex: String = id.chars().filter(|c| *c != '-').collect();
+                (hex.len() == 32).then(|| u128::from_str_radix(&hex, 16).ok()).flatten()
+            }
+        };
+        let v = parsed.unwrap_or(u128::MAX);
+        // Two halves rather than a u128: keeps the index entry 8-aligned, so a million of them
+        // stay small.
+        [(v >> 64) as u64, v as u64]
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A record id as a sortable pair of words (see [`Source::id_key`]).
+pub type IdKey = [u64; 2];
+
+/// A UUID (version 4 shape) from two words, lower case; Bộ Công an's .NET system writes it upper case.
+pub fn uuid(hi: u64, lo: u64, upper: bool) -> String {
+    let hi = (hi & 0xffff_ffff_ffff_0fff) | 0x4000;
+    let lo = (lo & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+    let s = format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    );
+    if upper { s.to_uppercase() } else { s }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Channel {
     InPerson,
     Online,
@@ -113,10 +244,12 @@ pub struct Fee {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dossier {
     pub source: Source,
-    /// The system's own record id: the city's 24-hex id, the ministry's numeric `hoSoId`.
+    /// The system's own record id, in its style (see [`IdStyle`]): iGate's 24 hex digits, a
+    /// number, or a UUID.
     pub native_id: String,
     pub code: String,
-    /// Another system's code for the same case: the ministry's `maHoSoGoc`, the city's `nationCode`.
+    /// Another system's code for the same case: a ministry's reference to the city desk's code
+    /// (`maHoSoGoc`, `originalDossierNo`, …), the city's `nationCode`.
     pub ref_code: Option<String>,
     pub procedure: ProcedureRef,
     pub agency: AgencyRef,
@@ -179,11 +312,6 @@ pub fn due_after(received: Timestamp, days: u32) -> Timestamp {
         }
     }
     date.at(17, 0, 0, 0).to_zoned_datetime(tz).map(|z| z.timestamp()).unwrap_or(received)
-}
-
-/// Numeric ids compare as numbers when they have no leading zeros: shorter is smaller, then by text.
-pub fn numeric_key(id: &str) -> (usize, &str) {
-    (id.len(), id)
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! The Ministry of Justice's centralised system: OAuth2 client credentials, an inclusive
 //! `capNhatTu` filter with pages sorted by update time ascending, Vietnamese field names, local
 //! `yyyy-MM-dd HH:mm:ss` dates and string statuses.
+//!
+//! Credentials: `client_id`, `client_secret`. Records at `duLieu.danhSach`.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Form, Json, Router,
@@ -22,17 +20,17 @@ use serde_json::{Value, json};
 use super::{
     Shared,
     catalogue::{ApplicantKind, Level},
+    faults::{self, Call, Walk},
     model::{
         AgencyRef, Applicant, Attachment, Channel, Dossier, Fee, ProcedureRef, ResultDoc, Source, Step, Supplement,
-        numeric_key,
     },
-    world::Record,
 };
 use crate::clock::vn_tz;
 
 /// Token lifetime, in real seconds: short, so that a long test run exercises renewal.
 pub const TOKEN_TTL_SECS: u64 = 300;
-const MAX_PAGE_SIZE: usize = 200;
+/// Raised for the ingest benchmark's big walks.
+const MAX_PAGE_SIZE: usize = 1000;
 const DEFAULT_PAGE_SIZE: usize = 50;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -427,28 +425,6 @@ pub fn parse(raw: &Value) -> Result<Result<Dossier, (String, Timestamp, String)>
     Ok(parsed.map_err(|reason| (id, updated, reason)))
 }
 
-/// Bearer tokens the ministry issued, with their real-time expiry.
-#[derive(Debug, Default)]
-pub struct Tokens {
-    issued: HashMap<String, Instant>,
-    rng: Option<fastrand::Rng>,
-}
-
-impl Tokens {
-    fn issue(&mut self, ttl: Duration) -> String {
-        let now = Instant::now();
-        self.issued.retain(|_, exp| *exp > now);
-        let rng = self.rng.get_or_insert_with(fastrand::Rng::new);
-        let token = format!("{:016x}{:016x}", rng.u64(..), rng.u64(..));
-        self.issued.insert(token.clone(), now + ttl);
-        token
-    }
-
-    fn valid(&self, token: &str) -> bool {
-        self.issued.get(token).is_some_and(|exp| *exp > Instant::now())
-    }
-}
-
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new().route("/oauth/token", post(token)).route("/api/v2/ho-so", get(list)).with_state(shared)
 }
@@ -461,6 +437,10 @@ async fn token(
     State(shared): State<Arc<Shared>>,
     form: Result<Form<HashMap<String, String>>, FormRejection>,
 ) -> Response {
+    let plan = match faults::gate(&shared, Source::Moj, Call::Auth).await {
+        Ok(plan) => plan,
+        Err(answer) => return answer,
+    };
     let Ok(Form(form)) = form else {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -477,8 +457,9 @@ async fn token(
     {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "bad client credentials");
     }
-    let token = shared.lock_tokens().issue(Duration::from_secs(TOKEN_TTL_SECS));
-    Json(json!({ "access_token": token, "token_type": "bearer", "expires_in": TOKEN_TTL_SECS })).into_response()
+    let token = shared.issue_token(Source::Moj, Duration::from_secs(TOKEN_TTL_SECS));
+    let body = json!({ "access_token": token, "token_type": "bearer", "expires_in": TOKEN_TTL_SECS });
+    faults::answer_json(&shared, Source::Moj, &plan, &body)
 }
 
 fn api_error(status: StatusCode, message: &str) -> Response {
@@ -490,11 +471,15 @@ async fn list(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let plan = match faults::gate(&shared, Source::Moj, Call::List).await {
+        Ok(plan) => plan,
+        Err(answer) => return answer,
+    };
     let bearer = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
-    if !bearer.is_some_and(|t| shared.lock_tokens().valid(t)) {
+    if !bearer.is_some_and(|t| shared.token_valid(Source::Moj, t)) {
         return api_error(StatusCode::UNAUTHORIZED, "Token không hợp lệ hoặc đã hết hạn");
     }
     let since = match q.get("capNhatTu").filter(|s| !s.is_empty()) {
@@ -527,19 +512,35 @@ async fn list(
         }
     };
 
+    let walk = Walk {
+        key: format!("capNhatTu={}&soBanGhi={size}", q.get("capNhatTu").map_or("", String::as_str)),
+        first: page == 1,
+    };
+    faults::between_pages(&shared, Source::Moj, &plan, &walk);
+
     let upstream = shared.lock_upstream();
-    let mut order: Vec<&Record> =
-        upstream.records(Source::Moj).iter().filter(|r| since.is_none_or(|t| r.updated_at() >= t)).collect();
-    order.sort_by(|a, b| {
-        (a.updated_at(), numeric_key(a.native_id())).cmp(&(b.updated_at(), numeric_key(b.native_id())))
-    });
-    let total = order.len();
-    let items: Vec<Value> = order.iter().skip((page - 1).saturating_mul(size)).take(size).map(|r| r.render()).collect();
-    drop(upstream);
-    Json(json!({
+    // Oldest first by ngayCapNhat, ties by hoSoId: the list order the index keeps.
+    let from = since.map_or(0, |t| upstream.position_since(Source::Moj, t));
+    let total = upstream.count(Source::Moj) - from;
+    let items = upstream.ascending(Source::Moj, from.saturating_add((page - 1).saturating_mul(size)), size);
+    let envelope = json!({
         "maLoi": "0",
         "thongBao": "Thành công",
-        "duLieu": { "danhSach": items, "tongSoBanGhi": total, "trang": page, "soBanGhi": size },
-    }))
-    .into_response()
+        "duLieu": { "danhSach": faults::RECORDS, "tongSoBanGhi": total, "trang": page, "soBanGhi": size },
+    });
+    let body = upstream.page_json(Source::Moj, &envelope, &items);
+    drop(upstream);
+    faults::answer(&shared, Source::Moj, &plan, Some(&walk), body)
+}
+
+/// Breaks a rendered record the way the ministry's records have been seen broken; returns the reason.
+pub fn damage(raw: &mut Value, variant: u64, now: Timestamp) -> &'static str {
+    if variant.is_multiple_of(2) {
+        let local = now.to_zoned_datetime(vn_tz());
+        raw["ngayTiepNhan"] = Value::from(format!("{}-02-31 {}", local.year(), local.strftime("%H:%M:%S")));
+        "ngayTiepNhan: impossible date"
+    } else {
+        raw["trangThai"] = Value::from("CHO_PHE_DUYET");
+        "trangThai: unknown status \"CHO_PHE_DUYET\""
+    }
 }

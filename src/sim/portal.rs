@@ -1,6 +1,9 @@
 //! The National Public Service Portal (Cổng DVCQG), implementing `spec/dvcqg-portal.md`: session
 //! auth, `DongBoHoSoMC`, `CapNhatTienDoHoSoMC`, `TraCuuHoSo`, the portal's lateness judgement, and
-//! the simulator's own `/_sim/*` introspection for tests that run the world as a separate process.
+//! the simulator's own `/_sim/*` introspection and controls for tests that run the world as a
+//! separate process: `expected`, `quarantine`, `portal`, `stats`, `now`, `systems` (GET);
+//! `pause`, `resume`, `outage?down=`, `faults?system=` (a JSON `Faults`; GET lists them all) and
+//! `bulk?system=&n=` (POST).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,7 +22,10 @@ use axum::{
 use jiff::{Timestamp, civil::DateTime};
 use serde_json::{Map, Value, json};
 
-use super::{PortalCopy, Shared, model::is_end};
+use super::{
+    Faults, PortalCopy, Shared,
+    model::{Source, is_end, whole_second},
+};
 use crate::clock::vn_tz;
 
 pub const AUTH_PATH: &str = "/dvcqg/auth";
@@ -410,6 +416,9 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/pause", post(sim_pause))
         .route("/_sim/resume", post(sim_resume))
         .route("/_sim/outage", post(sim_outage))
+        .route("/_sim/faults", get(sim_faults).post(sim_set_faults))
+        .route("/_sim/systems", get(sim_systems))
+        .route("/_sim/bulk", post(sim_bulk))
         .with_state(shared)
 }
 
@@ -548,4 +557,65 @@ async fn sim_outage(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<S
     };
     shared.portal_down.store(down, Ordering::SeqCst);
     Json(json!({ "ok": true, "down": down })).into_response()
+}
+
+fn bad_request(message: &str) -> Response {
+    (StatusCode::BAD_REQUEST, Json(json!({ "ok": false, "message": message }))).into_response()
+}
+
+fn system_param(q: &HashMap<String, String>) -> Option<Source> {
+    q.get("system").and_then(|s| Source::from_name(s))
+}
+
+const SYSTEM_EXPECTED: &str = "expected ?system= one of city, moj, moc, mae, mof, mps";
+
+/// Every upstream system's faults, by name.
+async fn sim_faults(State(shared): State<Arc<Shared>>) -> Response {
+    let book = shared.lock_faults();
+    let all: BTreeMap<&str, Faults> = Source::ALL.iter().map(|s| (s.name(), book.get(*s))).collect();
+    Json(all).into_response()
+}
+
+/// Replaces one system's faults: `POST /_sim/faults?system=moc` with a JSON `Faults` (missing
+/// fields are zero, so `{}` clears them).
+async fn sim_set_faults(
+    State(shared): State<Arc<Shared>>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let Some(source) = system_param(&q) else {
+        return bad_request(SYSTEM_EXPECTED);
+    };
+    let faults: Faults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return bad_request(&format!("expected a Faults object: {e}")),
+    };
+    shared.set_faults(source, faults);
+    Json(json!({ "ok": true, "system": source.name(), "faults": shared.lock_faults().get(source) })).into_response()
+}
+
+/// The upstream systems as a client configures them (address, adapter, credentials).
+async fn sim_systems(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.systems.get().cloned().unwrap_or_default()).into_response()
+}
+
+/// Adds bulk records to a system from another process: `POST /_sim/bulk?system=moj&n=1000000`.
+async fn sim_bulk(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(source) = system_param(&q) else {
+        return bad_request(SYSTEM_EXPECTED);
+    };
+    let Some(n) = q.get("n").and_then(|n| n.parse::<usize>().ok()) else {
+        return bad_request("expected ?n= a record count");
+    };
+    // A million records take a moment under the world's lock: off the async workers.
+    let now = whole_second(shared.now());
+    let worker = shared.clone();
+    let loaded = tokio::task::spawn_blocking(move || worker.lock_upstream().bulk_load(source, n, now)).await;
+    match loaded {
+        Ok(Ok(())) => Json(json!({ "ok": true, "system": source.name(), "added": n })).into_response(),
+        Ok(Err(e)) => bad_request(&e.to_string()),
+        Err(e) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "ok": false, "message": e.to_string() }))).into_response()
+        }
+    }
 }
