@@ -84,6 +84,10 @@ pub struct BridgeTuning {
     pub idle_poll_ms: u64,
     pub backoff_secs: u64,
     pub max_backoff_secs: u64,
+    /// Per-request timeout for every source (seconds).
+    pub timeout_secs: u64,
+    pub max_retries: u32,
+    pub breaker_cooldown_secs: u64,
 }
 
 impl Default for BridgeTuning {
@@ -95,6 +99,9 @@ impl Default for BridgeTuning {
             idle_poll_ms: 200,
             backoff_secs: 1,
             max_backoff_secs: 5,
+            timeout_secs: 10,
+            max_retries: 3,
+            breaker_cooldown_secs: 5,
         }
     }
 }
@@ -171,12 +178,15 @@ max_backoff_secs = {max_backoff}
     );
     for system in world.systems() {
         text.push_str(&format!(
-            "\n[[sources]]\nname = {}\nadapter = {}\nbase_url = {}\npoll_interval_secs = {}\nlookback_secs = {}\n[sources.credentials]\n",
+            "\n[[sources]]\nname = {}\nadapter = {}\nbase_url = {}\npoll_interval_secs = {}\nlookback_secs = {}\ntimeout_secs = {}\nmax_retries = {}\nbreaker_cooldown_secs = {}\n[sources.credentials]\n",
             s(&system.name),
             s(&system.adapter),
             s(&system.url),
             t.poll_interval_secs,
-            t.lookback_secs
+            t.lookback_secs,
+            t.timeout_secs,
+            t.max_retries,
+            t.breaker_cooldown_secs
         ));
         for (key, value) in &system.credentials {
             // Identifiers are plain values; secrets live in files, as in production.

@@ -219,6 +219,10 @@ pub struct SourceConfig {
     /// How far behind the cursor each poll re-reads: covers clock skew and late commits upstream.
     #[serde(default = "default_lookback")]
     pub lookback_secs: u64,
+    /// Overrides the descriptor's per-request timeout (seconds) for this deployment.
+    pub timeout_secs: Option<u64>,
+    /// Overrides the descriptor's retries of one request within a poll.
+    pub max_retries: Option<u32>,
     #[serde(default = "default_enabled")]
     pub enabled: bool,
     /// A full sweep re-reads everything this often (clock seconds; 0 = never): it catches what an

@@ -54,6 +54,7 @@ pub struct HttpFetch {
     client: reqwest::Client,
     limiter: Arc<governor::DefaultDirectRateLimiter>,
     auth: Auth,
+    max_retries: u32,
 }
 
 /// Put a value at a dotted path in a JSON object, creating the objects on the way.
@@ -88,9 +89,10 @@ impl HttpFetch {
         Ok(HttpFetch {
             descriptor: d.clone(),
             base_url: src.base_url.trim_end_matches('/').to_string(),
-            client: net::client(Duration::from_secs(d.http.timeout_secs))?,
+            client: net::client(Duration::from_secs(src.config.timeout_secs.unwrap_or(d.http.timeout_secs).max(1)))?,
             limiter: net::limiter(d.http.rate_limit_per_sec),
             auth: Auth::new(&d.auth, &src.config.credentials)?,
+            max_retries: src.config.max_retries.unwrap_or(d.http.max_retries),
         })
     }
 
@@ -245,7 +247,7 @@ impl HttpFetch {
 
 impl Fetch for HttpFetch {
     async fn fetch(&mut self, req: &PageRequest) -> Result<PageAnswer, Failure> {
-        let mut schedule = net::backoff(self.descriptor.http.max_retries, Duration::from_millis(250));
+        let mut schedule = net::backoff(self.max_retries, Duration::from_millis(250));
         loop {
             match self.fetch_once(req).await {
                 Err(e) => match net::next_delay(&e, &mut schedule) {

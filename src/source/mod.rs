@@ -113,6 +113,38 @@ impl<F: Fetch> Poller<F> {
         self.writer.submit(move |c| ingest::ingest_page(c, &ctx, page, now))
     }
 
+    /// Fetch a page that is not a repeat of the previous one, and that honours the filter. A system
+    /// that answers a request for the next page with the page it just sent (a duplicated page), or
+    /// a filtered request with records older than the filter (a stale or replayed answer, or a
+    /// filter it ignores), would make the walk miss records: ask again, and fail the poll (leaving
+    /// the cursor where it is) if it persists.
+    async fn fetch_fresh(
+        &mut self,
+        req: &PageRequest,
+        prev_ids: &[Option<String>],
+    ) -> anyhow::Result<fetch::PageAnswer> {
+        const ASKS: usize = 3;
+        for _ in 0..ASKS {
+            let answer = self.fetch.fetch(req).await?;
+            let repeated = !prev_ids.is_empty()
+                && !matches!(req.position, Position::First)
+                && answer.records.len() == prev_ids.len()
+                && answer.records.iter().zip(prev_ids).all(|(v, id)| self.mapper.native_id(v) == *id);
+            let unfiltered = req
+                .since
+                .is_some_and(|s| answer.records.iter().any(|v| self.mapper.updated_at(v).is_some_and(|t| t < s)));
+            if !repeated && !unfiltered {
+                return Ok(answer);
+            }
+            tracing::debug!(source = %self.name, position = ?req.position, repeated, unfiltered, "the source's answer cannot be trusted; asking again");
+        }
+        anyhow::bail!(
+            "the source answered {ASKS} requests for {:?} (updated since {:?}) with a repeated page or records outside the filter: its paging is broken",
+            req.position,
+            req.since
+        )
+    }
+
     /// Poll once (`full`: a sweep from the beginning). Returns early, without advancing the cursor
     /// further, when `stop` fires; what was committed stays committed.
     pub async fn poll(&mut self, stop: &CancellationToken, full: bool) -> anyhow::Result<PollReport> {
@@ -149,6 +181,7 @@ impl<F: Fetch> Poller<F> {
         let mut disturbed: Option<Timestamp> = None;
         let mut hold: Option<Timestamp> = None;
         let mut prev_keys: Vec<(Timestamp, String)> = Vec::new();
+        let mut prev_ids: Vec<Option<String>> = Vec::new();
         // At most one page is committing while the next is fetched; pages commit in order.
         let mut inflight: Option<Pending<IngestReport>> = None;
         loop {
@@ -169,7 +202,7 @@ impl<F: Fetch> Poller<F> {
                 );
             }
             let answer = tokio::select! {
-                r = self.fetch.fetch(&req) => r,
+                r = self.fetch_fresh(&req, &prev_ids) => r,
                 _ = stop.cancelled() => continue,
             };
             let answer = match answer {
@@ -178,9 +211,10 @@ impl<F: Fetch> Poller<F> {
                     if let Some(p) = inflight.take() {
                         report.ingest += p.wait().await?;
                     }
-                    return Err(e.into());
+                    return Err(e);
                 }
             };
+            prev_ids = answer.records.iter().map(|v| self.mapper.native_id(v)).collect();
             let n = answer.records.len();
             let (items, keys) = self.map_page(answer.records);
             report.pages += 1;

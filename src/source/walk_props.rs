@@ -45,6 +45,8 @@ enum Change {
     Update(usize),
     /// Let time pass (0 keeps timestamps equal).
     Tick(i64),
+    /// The next page request is answered with the previous answer again (a duplicated page).
+    RepeatPage,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -61,6 +63,8 @@ struct Upstream {
     pending: std::collections::VecDeque<Vec<Change>>,
     clock: Arc<ManualClock>,
     skew: SignedDuration,
+    repeat_next: bool,
+    last_answer: Option<PageAnswer>,
 }
 
 impl Upstream {
@@ -79,6 +83,7 @@ impl Upstream {
                 }
                 Change::Update(_) => {}
                 Change::Tick(s) => self.clock.tick(*s),
+                Change::RepeatPage => self.repeat_next = true,
             }
         }
     }
@@ -102,6 +107,11 @@ impl Fetch for FakeFetch {
         if let Some(batch) = up.pending.pop_front() {
             up.apply(&batch);
         }
+        if std::mem::take(&mut up.repeat_next)
+            && let Some(last) = up.last_answer.clone()
+        {
+            return Ok(last);
+        }
         let mut rows: Vec<(Timestamp, u32, u32)> = up
             .records
             .iter()
@@ -122,12 +132,17 @@ impl Fetch for FakeFetch {
         let end = (offset + self.size).min(rows.len());
         let records =
             rows.get(offset..end).unwrap_or(&[]).iter().map(|(t, id, v)| Upstream::render(*id, *t, *v)).collect();
-        let next = (end < rows.len()).then(|| match self.style {
-            Style::Page => Position::Page((end / self.size) as u64),
-            Style::Offset => Position::Offset(end as u64),
-            Style::Token => Position::Token(end.to_string()),
+        // Like HttpFetch: page and offset continuations follow from the request; a token is the
+        // system's own.
+        let next = (end < rows.len()).then(|| match (self.style, &req.position) {
+            (Style::Page, Position::Page(n)) => Position::Page(n + 1),
+            (Style::Page, _) => Position::Page(1),
+            (Style::Offset, _) => Position::Offset((offset + self.size) as u64),
+            (Style::Token, _) => Position::Token(end.to_string()),
         });
-        Ok(PageAnswer { records, next })
+        let answer = PageAnswer { records, next };
+        up.last_answer = Some(answer.clone());
+        Ok(answer)
     }
 }
 
@@ -173,6 +188,7 @@ fn change() -> impl Strategy<Value = Change> {
         3 => Just(Change::Insert),
         3 => (0usize..1000).prop_map(Change::Update),
         2 => prop_oneof![Just(0i64), Just(1), Just(90), Just(400)].prop_map(Change::Tick),
+        1 => Just(Change::RepeatPage),
     ]
 }
 
@@ -207,6 +223,8 @@ fn run_case(
             pending: batches.into_iter().collect(),
             clock: clock.clone(),
             skew: SignedDuration::from_secs(skew),
+            repeat_next: false,
+            last_answer: None,
         }));
         up.lock().unwrap().apply(&vec![Change::Insert; initial]);
         let fetch = FakeFetch { up: up.clone(), style, asc, size };
@@ -220,15 +238,21 @@ fn run_case(
             Arc::new(MergeCtx::default()),
         );
         let stop = CancellationToken::new();
-        // Polls while the source keeps changing, then one with nothing changing.
+        // Polls while the source keeps changing (a poll may fail, as in the daemon: the next one
+        // tries again), then one with nothing changing, which must succeed.
+        // A repeated page is "the previous page of the same walk": nothing to repeat at a walk's start.
+        let fresh_walk = || up.lock().unwrap().last_answer = None;
         for _ in 0..polls {
-            poller.poll(&stop, false).await.map_err(|e| format!("{e:#}"))?;
+            fresh_walk();
+            let _ = poller.poll(&stop, false).await;
             clock.tick(700);
         }
         while !up.lock().unwrap().pending.is_empty() {
-            poller.poll(&stop, false).await.map_err(|e| format!("{e:#}"))?;
+            fresh_walk();
+            let _ = poller.poll(&stop, false).await;
             clock.tick(700);
         }
+        fresh_walk();
         let last: PollReport = poller.poll(&stop, false).await.map_err(|e| format!("{e:#}"))?;
         if !last.complete {
             return Err("the final poll did not complete".into());

@@ -22,6 +22,11 @@ pub struct Harness {
 impl Harness {
     /// A world that changes every `tick` (zero: only on demand).
     pub async fn start(tick: Duration) -> Harness {
+        Self::start_with(tick, BridgeTuning::default()).await
+    }
+
+    /// A world that changes every `tick`, and the bridge tuned as given.
+    pub async fn start_with(tick: Duration, tuning: BridgeTuning) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let fixtures = unpack_fixtures(dir.path()).expect("fixtures");
         let clock = SimClock::starting_now(demo_start(), 60.0);
@@ -29,7 +34,7 @@ impl Harness {
         opts.tick = tick;
         opts.malformed_every = Some(25);
         let world = World::start(opts.clone()).await.expect("simulated world");
-        let config = write_config(dir.path(), &world, &opts, &BridgeTuning::default()).expect("config");
+        let config = write_config(dir.path(), &world, &opts, &tuning).expect("config");
         Harness { dir, world, opts, config }
     }
 
@@ -96,6 +101,22 @@ impl Harness {
                 );
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Wait until `sql` (a count) reaches at least `want`.
+    pub async fn wait_count(&self, sql: &str, want: i64, limit: Duration) {
+        let t0 = Instant::now();
+        loop {
+            if std::fs::metadata(self.db()).is_ok() && self.query_i64(sql) >= want {
+                return;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "`{sql}` never reached {want} in {limit:?}\n{}",
+                tail(&self.daemon_logs(), 40)
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
