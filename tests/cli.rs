@@ -141,3 +141,39 @@ fn the_demo_runs_and_reports_what_it_syncs() {
         last.split("pushed").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
     assert!(pushed > 50, "the demo pushes the fixtures' dossiers within seconds:\n{out}");
 }
+
+#[test]
+fn the_ingest_benchmark_runs_and_reports_its_figures() {
+    let (code, out) = run(bin().args(["bench", "ingest", "--records", "3000", "--page-size", "200"]));
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.starts_with("ingest:")).unwrap_or_else(|| panic!("no figures:\n{out}"));
+    assert!(line.contains("records/s") && line.contains("peak RSS"), "{line}");
+    // The bulk records plus the city fixtures, every one stored (one fixture is malformed).
+    assert!(line.contains("records in") && line.contains(" 1 quarantined"), "{line}");
+    let stored: u64 =
+        line.split('(').nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(stored >= 3000, "{line}");
+}
+
+#[test]
+fn every_shipped_descriptor_maps_its_systems_recorded_records() {
+    use dvc_bridge::core::descriptor::Descriptor;
+    use dvc_bridge::core::mapping::Mapper;
+    for (source, adapter) in
+        [("city", "city-igate"), ("moj", "moj"), ("moc", "moc"), ("mae", "mae"), ("mof", "mof"), ("mps", "mps")]
+    {
+        let text = std::fs::read_to_string(repo(&format!("adapters/{adapter}.toml"))).unwrap();
+        let mapper = Mapper::new(Descriptor::parse(&text).unwrap_or_else(|e| panic!("{adapter}: {e:?}")));
+        let records: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(repo(&format!("fixtures/{source}.json"))).unwrap()).unwrap();
+        let failures: Vec<String> =
+            records.iter().filter_map(|r| mapper.map(source, r).err().map(|e| e.to_string())).collect();
+        // Each system's fixtures hold exactly one deliberately malformed record.
+        assert_eq!(failures.len(), 1, "{source}: {failures:#?}");
+        let ok: Vec<_> = records.iter().filter_map(|r| mapper.map(source, r).ok()).collect();
+        assert!(ok.len() >= 20, "{source}: {} records mapped", ok.len());
+        assert!(ok.iter().any(|r| r.status.is_end()), "{source}: some dossiers ended");
+        assert!(ok.iter().all(|r| r.received_at.is_some() && r.due_at.is_some()), "{source}: times mapped");
+        assert!(ok.iter().any(|r| !r.steps.is_empty()), "{source}: progress steps mapped");
+    }
+}

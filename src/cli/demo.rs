@@ -44,7 +44,8 @@ const FIXTURES: &[(&str, &str)] = &[
     ("mps.json", include_str!("../../fixtures/mps.json")),
 ];
 
-const ADAPTERS: &[(&str, &str)] = &[
+/// The shipped adapter descriptors, embedded so the demo and the benchmark run from anywhere.
+pub const ADAPTERS: &[(&str, &str)] = &[
     ("city-igate.toml", include_str!("../../adapters/city-igate.toml")),
     ("moj.toml", include_str!("../../adapters/moj.toml")),
     ("moc.toml", include_str!("../../adapters/moc.toml")),

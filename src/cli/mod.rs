@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (`status`: healthy); 1 `status`: degraded; 2 error (bad configuration,
 //! unreachable database, `status`: failing).
 
+pub mod bench;
 pub mod check_config;
 pub mod demo;
 pub mod log;
@@ -59,6 +60,8 @@ pub enum Command {
     Log(log::LogArgs),
     /// Run only the simulated systems, on fixed ports (for tests and trying things by hand).
     Simulate(simulate::SimulateArgs),
+    /// Measure: `bench ingest` (records per second into the store, peak memory).
+    Bench(bench::BenchArgs),
 }
 
 /// Set up tracing to stderr.
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Run => run::main(&cli.config, cli.log_format),
         Command::Demo(ref a) => demo::main(a),
         Command::Simulate(ref a) => simulate::main(a),
+        Command::Bench(ref a) => bench::main(a),
     };
     ExitCode::from(code)
 }

@@ -62,6 +62,11 @@ pub fn open_writer(path: &Path) -> anyhow::Result<Connection> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create data folder {}", dir.display()))?;
     }
     let mut conn = Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
+    // Records, dossiers and outbox rows are 1–3 KiB each: in the default 4 KiB pages one row fills a
+    // page and wastes half of it. The page size can only be chosen before the first table exists.
+    if version(&conn)? == 0 {
+        conn.pragma_update(None, "page_size", 16_384)?;
+    }
     pragmas(&conn).with_context(|| format!("cannot configure database {}", path.display()))?;
     // Ingest runs a few dozen distinct statements per record: keep them all prepared.
     conn.set_prepared_statement_cache_capacity(128);
