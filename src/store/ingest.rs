@@ -137,37 +137,56 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
     let mut quarantine_open: bool = tx
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?1 AND resolved_at IS NULL)")?
         .query_row([&page.source], |r| r.get(0))?;
-    let mut touched: Vec<(SourceRecord, bool)> = Vec::new();
+    let mut log = synclog::Chain::default();
+    let mut touched: Vec<(SourceRecord, Stored)> = Vec::new();
     for item in page.items {
         match item {
             Incoming::Bad(b) => {
                 quarantine_open = true;
-                if quarantine(&tx, &page.source, &b, now)? {
+                if quarantine(&tx, &mut log, &page.source, &b, now)? {
                     report.quarantined += 1;
                 }
             }
             Incoming::Mapped(p) => match store_record(&tx, &p, quarantine_open, now)? {
                 Stored::Unchanged => report.unchanged += 1,
-                Stored::New => {
-                    report.new += 1;
-                    touched.push((p.record, true));
-                }
-                Stored::Changed => {
-                    report.changed += 1;
-                    touched.push((p.record, false));
+                stored => {
+                    if stored == Stored::New {
+                        report.new += 1;
+                    } else {
+                        report.changed += 1;
+                    }
+                    touched.push((p.record, stored));
                 }
             },
         }
     }
+    // Cases created by this page whose one member is the record that created them: their prior
+    // state is known (nothing decided, nothing queued or acknowledged), which spares the look-ups.
     let mut dossiers = BTreeSet::new();
-    for (rec, new) in &touched {
-        dossiers.insert(link(&tx, rec, *new, now)?);
+    let mut created: HashMap<i64, usize> = HashMap::new();
+    for (i, (rec, stored)) in touched.iter().enumerate() {
+        let linked = link(&tx, &mut log, rec, *stored == Stored::New, now)?;
+        dossiers.insert(linked.id);
+        if linked.created {
+            created.insert(linked.id, i);
+        } else {
+            created.remove(&linked.id);
+            for gone in &linked.joined {
+                created.remove(gone);
+            }
+        }
     }
-    let touched: Vec<SourceRecord> = touched.into_iter().map(|(r, _)| r).collect();
+    for (i, (rec, stored)) in touched.iter().enumerate() {
+        // A record that created its case is told by the case's own entry.
+        if !created.values().any(|&c| c == i) {
+            log_record(&tx, &mut log, rec, *stored, now)?;
+        }
+    }
     let fresh: HashMap<(&str, &str), &SourceRecord> =
-        touched.iter().map(|r| ((r.source.as_str(), r.native_id.as_str()), r)).collect();
+        touched.iter().map(|(r, _)| ((r.source.as_str(), r.native_id.as_str()), r)).collect();
     for id in dossiers {
-        report.enqueued += recompute_with(&tx, ctx, id, now, &fresh)?;
+        let single = created.get(&id).map(|&i| &touched[i].0);
+        report.enqueued += recompute_with(&tx, &mut log, ctx, id, now, &fresh, single)?;
     }
     if let Some((t, id)) = &page.cursor {
         tx.prepare_cached(
@@ -195,7 +214,13 @@ pub fn pending_quarantine(conn: &Connection, source: &str) -> anyhow::Result<Vec
 }
 
 /// Returns true when this is a new quarantine entry (not the same bad payload seen again).
-fn quarantine(conn: &Connection, source: &str, b: &BadRecord, now: Timestamp) -> anyhow::Result<bool> {
+fn quarantine(
+    conn: &Connection,
+    log: &mut synclog::Chain,
+    source: &str,
+    b: &BadRecord,
+    now: Timestamp,
+) -> anyhow::Result<bool> {
     let native_id = b.native_id.as_deref().unwrap_or("");
     let (hash, reason, raw_text) = (&b.raw_hash, &b.reason, &b.raw_text);
     let updated = conn
@@ -211,7 +236,7 @@ fn quarantine(conn: &Connection, source: &str, b: &BadRecord, now: Timestamp) ->
         params![source, native_id, hash, reason, raw_text, ts(now)],
     )?;
     let id = if native_id.is_empty() { "(unreadable id)" } else { native_id };
-    synclog::append(
+    log.append(
         conn,
         now,
         &Entry::new(Level::Warn, "record.quarantined", format!("record {id} quarantined: {reason}"))
@@ -221,9 +246,11 @@ fn quarantine(conn: &Connection, source: &str, b: &BadRecord, now: Timestamp) ->
     Ok(true)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stored {
     New,
-    Changed,
+    /// With the status the record had before.
+    Changed(i64),
     Unchanged,
 }
 
@@ -275,15 +302,33 @@ fn store_record(conn: &Connection, p: &Prepared, quarantine_open: bool, now: Tim
         )?
         .execute(params![rec.source, rec.native_id, ts(now)])?;
     }
-    let (kind, msg) = match &existing {
-        None => ("record.new", format!("new record {} ({}), status {}", rec.native_id, rec.procedure.code, rec.status)),
-        Some((_, old)) if *old != i64::from(rec.status.code()) => {
+    Ok(match existing {
+        Some((_, old)) => Stored::Changed(old),
+        None => Stored::New,
+    })
+}
+
+/// The sync-log entry for a stored record.
+fn log_record(
+    conn: &Connection,
+    log: &mut synclog::Chain,
+    rec: &SourceRecord,
+    stored: Stored,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let (kind, msg) = match stored {
+        Stored::Changed(old) if old != i64::from(rec.status.code()) => {
             ("record.changed", format!("record {} status {} → {}", rec.native_id, old, rec.status))
         }
-        Some(_) => ("record.changed", format!("record {} changed, status {}", rec.native_id, rec.status)),
+        Stored::Changed(_) | Stored::Unchanged => {
+            ("record.changed", format!("record {} changed, status {}", rec.native_id, rec.status))
+        }
+        Stored::New => {
+            ("record.new", format!("new record {} ({}), status {}", rec.native_id, rec.procedure.code, rec.status))
+        }
     };
-    synclog::append(conn, now, &Entry::new(Level::Info, kind, msg).source(&rec.source).dossier(&rec.code))?;
-    Ok(if existing.is_some() { Stored::Changed } else { Stored::New })
+    log.append(conn, now, &Entry::new(Level::Info, kind, msg).source(&rec.source).dossier(&rec.code))?;
+    Ok(())
 }
 
 fn load_record(conn: &Connection, source: &str, native_id: &str) -> anyhow::Result<SourceRecord> {
@@ -295,7 +340,22 @@ fn load_record(conn: &Connection, source: &str, native_id: &str) -> anyhow::Resu
 
 /// Link a stored record into its case; returns the dossier id. Cases that this record shows to be
 /// one are joined into the oldest (lowest id), so links never flip back and forth.
-fn link(conn: &Connection, rec: &SourceRecord, new: bool, now: Timestamp) -> anyhow::Result<i64> {
+/// Where `link` put a record.
+struct Linked {
+    id: i64,
+    /// The record started a case of its own.
+    created: bool,
+    /// Cases joined into `id` because this record showed them to be the same.
+    joined: Vec<i64>,
+}
+
+fn link(
+    conn: &Connection,
+    log: &mut synclog::Chain,
+    rec: &SourceRecord,
+    new: bool,
+    now: Timestamp,
+) -> anyhow::Result<Linked> {
     // A record stored for the first time belongs to no case yet.
     let current: Option<i64> = if new {
         None
@@ -329,7 +389,7 @@ fn link(conn: &Connection, rec: &SourceRecord, new: bool, now: Timestamp) -> any
             "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
         )?
         .execute(params![rec.source, rec.native_id, id, LinkRule::First.as_str()])?;
-        return Ok(id);
+        return Ok(Linked { id, created: true, joined: Vec::new() });
     };
     if current != Some(target) {
         let (_, ms, mn) = matches.iter().find(|m| m.0 == target).cloned().unwrap_or_default();
@@ -346,7 +406,7 @@ fn link(conn: &Connection, rec: &SourceRecord, new: bool, now: Timestamp) -> any
             let target_code: String = conn
                 .prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?
                 .query_row([target], |r| r.get(0))?;
-            synclog::append(
+            log.append(
                 conn,
                 now,
                 &Entry::new(
@@ -374,7 +434,7 @@ fn link(conn: &Connection, rec: &SourceRecord, new: bool, now: Timestamp) -> any
         let other_code: String =
             conn.prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?.query_row([other], |r| r.get(0))?;
         conn.prepare_cached("DELETE FROM dossiers WHERE id = ?1")?.execute([other])?;
-        synclog::append(
+        log.append(
             conn,
             now,
             &Entry::new(
@@ -386,46 +446,67 @@ fn link(conn: &Connection, rec: &SourceRecord, new: bool, now: Timestamp) -> any
             .dossier(&other_code),
         )?;
     }
-    Ok(target)
+    Ok(Linked { id: target, created: false, joined: ids.into_iter().filter(|&i| i != target).collect() })
 }
 
 /// Recompute a case's canonical dossier and queue what the portal must learn. Returns how many
 /// outbox rows were written.
 pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timestamp) -> anyhow::Result<u32> {
-    recompute_with(conn, ctx, dossier_id, now, &HashMap::new())
+    recompute_with(conn, &mut synclog::Chain::default(), ctx, dossier_id, now, &HashMap::new(), None)
 }
 
 /// `recompute`, taking the members just stored from memory rather than parsing them back.
-fn recompute_with(
+/// The members of a case, from memory where this page just stored them.
+fn members_of(
     conn: &Connection,
-    ctx: &MergeCtx,
     dossier_id: i64,
-    now: Timestamp,
     fresh: &HashMap<(&str, &str), &SourceRecord>,
-) -> anyhow::Result<u32> {
+) -> anyhow::Result<Vec<SourceRecord>> {
     let keys: Vec<(String, String)> = conn
         .prepare_cached(
             "SELECT source, native_id FROM source_records WHERE dossier_id = ?1 ORDER BY source, native_id",
         )?
         .query_map([dossier_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let records: Vec<SourceRecord> = keys
-        .iter()
+    keys.iter()
         .map(|(s, n)| match fresh.get(&(s.as_str(), n.as_str())) {
             Some(r) => Ok((*r).clone()),
             None => load_record(conn, s, n),
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect()
+}
+
+/// `single`: the case was created just now by this one record, so its members and prior state are
+/// known without reading them back.
+fn recompute_with(
+    conn: &Connection,
+    log: &mut synclog::Chain,
+    ctx: &MergeCtx,
+    dossier_id: i64,
+    now: Timestamp,
+    fresh: &HashMap<(&str, &str), &SourceRecord>,
+    single: Option<&SourceRecord>,
+) -> anyhow::Result<u32> {
+    type Prior = (Option<u8>, Option<String>, String, i64, Option<String>);
+    let (records, prior): (Vec<SourceRecord>, Prior) = match single {
+        Some(rec) => (vec![rec.clone()], (None, None, rec.code.clone(), 0, None)),
+        None => {
+            // A case joined into another earlier in this page no longer exists.
+            let Some(prior) = conn
+                .prepare_cached(
+                    "SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1",
+                )?
+                .query_row([dossier_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+                .optional()?
+            else {
+                return Ok(0);
+            };
+            (members_of(conn, dossier_id, fresh)?, prior)
+        }
+    };
+    let brand_new = single.is_some();
+    let (prev_status, prev_hash, prev_code, version, prev_conflict) = prior;
     let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: ctx.kind(&r.source) }).collect();
-    let (prev_status, prev_hash, prev_code, version, prev_conflict): (
-        Option<u8>,
-        Option<String>,
-        String,
-        i64,
-        Option<String>,
-    ) = conn
-        .prepare_cached("SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1")?
-        .query_row([dossier_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
     let previous = prev_status.and_then(Status::from_code);
     let Some(outcome) = merge::merge(&members, &ctx.cutover, previous) else {
         return Ok(0);
@@ -439,7 +520,7 @@ fn recompute_with(
             if prev_conflict.as_deref() != Some(conflict.as_str()) {
                 conn.prepare_cached("UPDATE dossiers SET conflict = ?2, updated_at = ?3 WHERE id = ?1")?
                     .execute(params![dossier_id, conflict, ts(now)])?;
-                synclog::append(
+                log.append(
                     conn,
                     now,
                     &Entry::new(
@@ -484,11 +565,19 @@ fn recompute_with(
             ts(now)
         ])?;
         let kind = if prev_hash.is_none() { "dossier.created" } else { "dossier.changed" };
-        let mut msg = format!("status {} ({})", canonical.state.status, canonical.authority_reason.describe());
+        let mut msg = match single {
+            Some(rec) => {
+                format!(
+                    "new record {} ({}) starts the case; status {}",
+                    rec.native_id, rec.procedure.code, canonical.state.status
+                )
+            }
+            None => format!("status {} ({})", canonical.state.status, canonical.authority_reason.describe()),
+        };
         if prev_code != code && prev_hash.is_some() {
             msg.push_str(&format!("; portal code now {code} (was {prev_code}): earliest receipt"));
         }
-        synclog::append(
+        log.append(
             conn,
             now,
             &Entry::new(Level::Info, kind, msg)
@@ -514,6 +603,7 @@ fn recompute_with(
                 content_hash: &hash,
                 payload: &object,
                 deadline: canonical.state.due_at,
+                fresh: brand_new,
             },
             now,
         )?;

@@ -38,6 +38,9 @@ pub struct NewRow<'a> {
     pub content_hash: &'a str,
     pub payload: &'a serde_json::Value,
     pub deadline: Option<Timestamp>,
+    /// The code belongs to a case created in this transaction: nothing of it can be acknowledged or
+    /// queued yet, so the checks are skipped.
+    pub fresh: bool,
 }
 
 /// A row picked for sending.
@@ -89,6 +92,9 @@ pub fn drop_pending_for(conn: &Connection, code: &str) -> anyhow::Result<()> {
 
 /// Queue a row, superseding any older row for the same code. Returns 1 if a row was written.
 pub fn enqueue(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> anyhow::Result<u32> {
+    if row.fresh {
+        return insert(conn, &row, now);
+    }
     let acked: Option<(String, i64)> = conn
         .prepare_cached("SELECT content_hash, live FROM portal_state WHERE code = ?1")?
         .query_row([row.code], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -98,22 +104,33 @@ pub fn enqueue(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> anyhow::Re
         conn.prepare_cached("DELETE FROM outbox WHERE code = ?1")?.execute([row.code])?;
         return Ok(0);
     }
-    let idem = format!("{}:{}:{}:{}", row.code, row.kind.as_str(), row.version, &row.content_hash[..16]);
-    conn.prepare_cached("DELETE FROM outbox WHERE code = ?1 AND idem_key <> ?2")?.execute(params![row.code, idem])?;
-    let n = conn.prepare_cached("INSERT OR IGNORE INTO outbox (dossier_id, code, kind, version, content_hash, idem_key, payload, deadline, enqueued_at, next_attempt_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)")?.execute(
-        params![
+    conn.prepare_cached("DELETE FROM outbox WHERE code = ?1 AND idem_key <> ?2")?
+        .execute(params![row.code, idem_key(&row)])?;
+    insert(conn, &row, now)
+}
+
+/// The row's idempotency key: (code, kind, version, content hash).
+fn idem_key(row: &NewRow<'_>) -> String {
+    format!("{}:{}:{}:{}", row.code, row.kind.as_str(), row.version, &row.content_hash[..16])
+}
+
+fn insert(conn: &Connection, row: &NewRow<'_>, now: Timestamp) -> anyhow::Result<u32> {
+    let n = conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO outbox (dossier_id, code, kind, version, content_hash, idem_key, payload, deadline, enqueued_at, next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        )?
+        .execute(params![
             row.dossier_id,
             row.code,
             row.kind.as_str(),
             row.version,
             row.content_hash,
-            idem,
+            idem_key(row),
             row.payload.to_string(),
             row.deadline.map(ts),
             ts(now)
-        ],
-    )?;
+        ])?;
     Ok(n as u32)
 }
 
@@ -138,6 +155,7 @@ pub fn enqueue_close(
             content_hash: &hash,
             payload: &close,
             deadline: dup.due_at,
+            fresh: false,
         },
         now,
     )

@@ -84,11 +84,34 @@ fn entry_hash(prev: &str, fields: [Option<&str>; 8]) -> String {
 /// Append one entry (inside the caller's transaction, so the log and the change it records commit
 /// together).
 pub fn append(conn: &Connection, at: Timestamp, e: &Entry) -> rusqlite::Result<i64> {
-    let prev: String = conn
-        .prepare_cached("SELECT hash FROM sync_log ORDER BY seq DESC LIMIT 1")?
-        .query_row([], |r| r.get(0))
-        .optional()?
-        .unwrap_or_else(|| GENESIS.to_string());
+    Chain::default().append(conn, at, e)
+}
+
+/// Appends within one transaction, remembering the last hash instead of reading it back each time.
+/// Scoped to a transaction on purpose: after a rollback the remembered hash would be wrong.
+#[derive(Debug, Default)]
+pub struct Chain {
+    last: Option<String>,
+}
+
+impl Chain {
+    pub fn append(&mut self, conn: &Connection, at: Timestamp, e: &Entry) -> rusqlite::Result<i64> {
+        let prev = match self.last.take() {
+            Some(h) => h,
+            None => conn
+                .prepare_cached("SELECT hash FROM sync_log ORDER BY seq DESC LIMIT 1")?
+                .query_row([], |r| r.get(0))
+                .optional()?
+                .unwrap_or_else(|| GENESIS.to_string()),
+        };
+        let (seq, hash) = insert(conn, at, e, &prev)?;
+        self.last = Some(hash);
+        Ok(seq)
+    }
+}
+
+/// Insert an entry chained to `prev`; returns its sequence number and hash.
+fn insert(conn: &Connection, at: Timestamp, e: &Entry, prev: &str) -> rusqlite::Result<(i64, String)> {
     let at = ts(at);
     let details = e.details.as_ref().map(|d| d.to_string());
     let hash = entry_hash(
@@ -120,7 +143,7 @@ pub fn append(conn: &Connection, at: Timestamp, e: &Entry) -> rusqlite::Result<i
         prev,
         hash
     ])?;
-    Ok(conn.last_insert_rowid())
+    Ok((conn.last_insert_rowid(), hash))
 }
 
 /// A stored entry.
