@@ -115,7 +115,7 @@ fn insert(conn: &Connection, at: Timestamp, e: &Entry, prev: &str) -> rusqlite::
     let at = ts(at);
     let details = e.details.as_ref().map(|d| d.to_string());
     let hash = entry_hash(
-        &prev,
+        prev,
         [
             Some(&at),
             Some(e.level.as_str()),
