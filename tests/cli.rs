@@ -76,6 +76,16 @@ fn an_environment_override_is_validated_like_the_file() {
     assert_eq!(code, 0, "{out}");
 }
 
+/// `check-config` on a copy, with the shipped adapters and every credential present.
+fn check_copy(config: &Path) -> (i32, String) {
+    let creds = credentials();
+    run(bin()
+        .args(["check-config", "--config"])
+        .arg(config)
+        .env("DVC_BRIDGE__PATHS__ADAPTERS_DIR", repo("adapters"))
+        .env("CREDENTIALS_DIRECTORY", creds.path()))
+}
+
 fn broken_copy(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repo("config/dvc-bridge.toml")).unwrap();
@@ -89,12 +99,7 @@ fn broken_copy(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn a_typo_names_the_file_the_key_and_the_line() {
     let (_d, p) = broken_copy("batch_size = 20", "batch_sise = 20");
-    let creds = credentials();
-    let (code, out) = run(bin()
-        .args(["check-config", "--config"])
-        .arg(&p)
-        .env("DVC_BRIDGE__PATHS__ADAPTERS_DIR", repo("adapters"))
-        .env("CREDENTIALS_DIRECTORY", creds.path()));
+    let (code, out) = check_copy(&p);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains(&p.display().to_string()), "names the file:\n{out}");
     assert!(out.contains("delivery") && out.contains("batch_sise"), "names the key:\n{out}");
@@ -104,12 +109,7 @@ fn a_typo_names_the_file_the_key_and_the_line() {
 #[test]
 fn an_inline_secret_is_refused_with_the_way_out() {
     let (_d, p) = broken_copy("password = { credential = \"portal-password\" }", "password = \"hunter2\"");
-    let creds = credentials();
-    let (code, out) = run(bin()
-        .args(["check-config", "--config"])
-        .arg(&p)
-        .env("DVC_BRIDGE__PATHS__ADAPTERS_DIR", repo("adapters"))
-        .env("CREDENTIALS_DIRECTORY", creds.path()));
+    let (code, out) = check_copy(&p);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("portal.password") && out.contains("never written inline"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");

@@ -333,3 +333,81 @@ proptest! {
         prop_assert_eq!(run_case(initial, batches, size, style, asc, skew, polls), Ok(()));
     }
 }
+
+/// A record changed upstream without its updated time moving is invisible to incremental polls;
+/// the full sweep catches it.
+#[test]
+fn a_full_sweep_catches_a_change_the_updated_time_hides() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open_writer(&dir.path().join("t.db")).unwrap();
+        register_sources(
+            &conn,
+            &[(
+                "fake".into(),
+                "fake".into(),
+                crate::core::descriptor::SystemKind::City,
+                crate::config::PortalMode::Off,
+            )],
+        )
+        .unwrap();
+        let (writer, _thread) = Writer::start(conn);
+        let clock = Arc::new(ManualClock(Mutex::new("2026-03-09T01:00:00Z".parse().unwrap())));
+        let up = Arc::new(Mutex::new(Upstream {
+            records: BTreeMap::new(),
+            next_id: 0,
+            pending: Default::default(),
+            clock: clock.clone(),
+            skew: SignedDuration::ZERO,
+            repeat_next: false,
+            last_answer: None,
+        }));
+        up.lock().unwrap().apply(&vec![Change::Insert; 30]);
+        let fetch = FakeFetch { up: up.clone(), style: Style::Page, asc: true, size: 7 };
+        let mut poller = Poller::new(
+            "fake",
+            Mapper::new(descriptor(true)),
+            fetch,
+            300,
+            clock.clone(),
+            writer.clone(),
+            Arc::new(MergeCtx::default()),
+        );
+        let stop = CancellationToken::new();
+        let stored_hash = |id: u32| {
+            let w = writer.clone();
+            async move {
+                w.call(move |c| {
+                    Ok(c.query_row(
+                        "SELECT raw_hash FROM source_records WHERE native_id = ?1",
+                        [id.to_string()],
+                        |r| r.get::<_, String>(0),
+                    )?)
+                })
+                .await
+                .unwrap()
+            }
+        };
+        poller.poll(&stop, false).await.unwrap();
+        // Two hours later newer records arrive, so the cursor moves well past the first ones.
+        clock.tick(7200);
+        up.lock().unwrap().apply(&vec![Change::Insert; 5]);
+        clock.tick(600);
+        poller.poll(&stop, false).await.unwrap();
+        // Record 5 changes upstream, keeping its old updated time (a system that forgets to bump it).
+        let want = {
+            let mut u = up.lock().unwrap();
+            let e = u.records.get_mut(&5).unwrap();
+            e.1 += 1;
+            let (t, v) = *e;
+            sha256_hex(Upstream::render(5, t, v).to_string().as_bytes())
+        };
+        clock.tick(60);
+        poller.poll(&stop, false).await.unwrap();
+        assert_ne!(stored_hash(5).await, want, "an incremental poll cannot see it");
+        let report = poller.poll(&stop, true).await.unwrap();
+        assert!(report.complete && report.records >= 35);
+        assert_eq!(stored_hash(5).await, want, "the full sweep does");
+    });
+}
