@@ -53,6 +53,29 @@ pub struct Prepared {
     pub raw_text: String,
     pub raw_hash: String,
     pub mapped_json: String,
+    /// What the portal gets if this record starts a case of its own (the usual case on a first
+    /// sync): prepared here so that the writer only has to store it.
+    pub solo: Solo,
+}
+
+/// The portal object and progress items of a case whose only member is one record.
+#[derive(Debug, Clone)]
+pub struct Solo {
+    pub object_text: String,
+    pub object_hash: String,
+    pub steps: Vec<outbox::StepItem>,
+}
+
+impl Solo {
+    fn of(record: &SourceRecord) -> Solo {
+        // A case of one member is that member (merge::merge keeps its code, times and fields).
+        let object_text = payload::dossier_object(record, None).to_string();
+        Solo {
+            object_hash: sha256_hex(object_text.as_bytes()),
+            object_text,
+            steps: record.steps.iter().map(|s| outbox::StepItem::of(&record.code, s)).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +92,8 @@ impl Incoming {
         let raw_text = raw.to_string();
         let raw_hash = sha256_hex(raw_text.as_bytes());
         let mapped_json = serde_json::to_string(&record).unwrap_or_default();
-        Incoming::Mapped(Box::new(Prepared { record, raw_text, raw_hash, mapped_json }))
+        let solo = Solo::of(&record);
+        Incoming::Mapped(Box::new(Prepared { record, raw_text, raw_hash, mapped_json, solo }))
     }
 
     /// A record that did not map, and why.
@@ -138,7 +162,7 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?1 AND resolved_at IS NULL)")?
         .query_row([&page.source], |r| r.get(0))?;
     let mut log = synclog::Chain::default();
-    let mut touched: Vec<(SourceRecord, Stored)> = Vec::new();
+    let mut touched: Vec<(Box<Prepared>, Stored)> = Vec::new();
     for item in page.items {
         match item {
             Incoming::Bad(b) => {
@@ -155,7 +179,7 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
                     } else {
                         report.changed += 1;
                     }
-                    touched.push((p.record, stored));
+                    touched.push((p, stored));
                 }
             },
         }
@@ -164,8 +188,8 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
     // state is known (nothing decided, nothing queued or acknowledged), which spares the look-ups.
     let mut dossiers = BTreeSet::new();
     let mut created: HashMap<i64, usize> = HashMap::new();
-    for (i, (rec, stored)) in touched.iter().enumerate() {
-        let linked = link(&tx, &mut log, rec, *stored == Stored::New, now)?;
+    for (i, (p, stored)) in touched.iter().enumerate() {
+        let linked = link(&tx, &mut log, &p.record, *stored == Stored::New, now)?;
         dossiers.insert(linked.id);
         if linked.created {
             created.insert(linked.id, i);
@@ -176,16 +200,16 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
             }
         }
     }
-    for (i, (rec, stored)) in touched.iter().enumerate() {
+    for (i, (p, stored)) in touched.iter().enumerate() {
         // A record that created its case is told by the case's own entry.
         if !created.values().any(|&c| c == i) {
-            log_record(&tx, &mut log, rec, *stored, now)?;
+            log_record(&tx, &mut log, &p.record, *stored, now)?;
         }
     }
     let fresh: HashMap<(&str, &str), &SourceRecord> =
-        touched.iter().map(|(r, _)| ((r.source.as_str(), r.native_id.as_str()), r)).collect();
+        touched.iter().map(|(p, _)| ((p.record.source.as_str(), p.record.native_id.as_str()), &p.record)).collect();
     for id in dossiers {
-        let single = created.get(&id).map(|&i| &touched[i].0);
+        let single = created.get(&id).map(|&i| &*touched[i].0);
         report.enqueued += recompute_with(&tx, &mut log, ctx, id, now, &fresh, single)?;
     }
     if let Some((t, id)) = &page.cursor {
@@ -485,11 +509,11 @@ fn recompute_with(
     dossier_id: i64,
     now: Timestamp,
     fresh: &HashMap<(&str, &str), &SourceRecord>,
-    single: Option<&SourceRecord>,
+    single: Option<&Prepared>,
 ) -> anyhow::Result<u32> {
     type Prior = (Option<u8>, Option<String>, String, i64, Option<String>);
     let (records, prior): (Vec<SourceRecord>, Prior) = match single {
-        Some(rec) => (vec![rec.clone()], (None, None, rec.code.clone(), 0, None)),
+        Some(p) => (vec![p.record.clone()], (None, None, p.record.code.clone(), 0, None)),
         None => {
             // A case joined into another earlier in this page no longer exists.
             let Some(prior) = conn
@@ -536,8 +560,14 @@ fn recompute_with(
         }
         MergeOutcome::Ok(c) => c,
     };
-    let object = payload::dossier_object(&canonical.state, None);
-    let hash = sha256_hex(object.to_string().as_bytes());
+    let (object, hash) = match single {
+        Some(p) => (p.solo.object_text.clone(), p.solo.object_hash.clone()),
+        None => {
+            let text = payload::dossier_object(&canonical.state, None).to_string();
+            let hash = sha256_hex(text.as_bytes());
+            (text, hash)
+        }
+    };
     let code = canonical.portal_code.clone();
     let changed = prev_hash.as_deref() != Some(hash.as_str()) || prev_code != code;
     let version = if changed { version + 1 } else { version };
@@ -566,12 +596,10 @@ fn recompute_with(
         ])?;
         let kind = if prev_hash.is_none() { "dossier.created" } else { "dossier.changed" };
         let mut msg = match single {
-            Some(rec) => {
-                format!(
-                    "new record {} ({}) starts the case; status {}",
-                    rec.native_id, rec.procedure.code, canonical.state.status
-                )
-            }
+            Some(p) => format!(
+                "new record {} ({}) starts the case; status {}",
+                p.record.native_id, p.record.procedure.code, canonical.state.status
+            ),
             None => format!("status {} ({})", canonical.state.status, canonical.authority_reason.describe()),
         };
         if prev_code != code && prev_hash.is_some() {
@@ -608,8 +636,12 @@ fn recompute_with(
             now,
         )?;
     }
-    for step in &canonical.state.steps {
-        outbox::enqueue_progress(conn, &code, &payload::progress_object(&code, step), step.at, now)?;
+    let steps = match single {
+        Some(p) => p.solo.steps.clone(),
+        None => canonical.state.steps.iter().map(|s| outbox::StepItem::of(&code, s)).collect(),
+    };
+    for step in &steps {
+        outbox::enqueue_progress(conn, &code, step, now)?;
     }
     // Every other code of the case must not stay live on the portal.
     for other in &canonical.other_codes {
@@ -719,6 +751,29 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM sync_log WHERE kind = 'conflict.regression'", [], |r| r.get(0))
             .unwrap();
         assert_eq!(logged, 1);
+    }
+
+    #[test]
+    fn a_solo_case_prepared_off_the_writer_is_what_the_merge_decides() {
+        let (_d, _conn, ctx) = setup();
+        let mut r = rec("moj", "M-5", "2026-02-03T02:00:00Z", "2026-02-05T02:00:00Z", Status::Processing);
+        r.reference_codes = vec!["C-5".into()];
+        r.steps.push(crate::core::record::Step {
+            actor: Some("Trần Thị B".into()),
+            title: None,
+            department: None,
+            content: Some("Thẩm định".into()),
+            at: "2026-02-04T02:00:00Z".parse().unwrap(),
+            status: Some(Status::Processing),
+            started_at: None,
+            deadline: None,
+        });
+        let solo = Solo::of(&r);
+        let members = [Member { record: &r, kind: ctx.kind("moj") }];
+        let Some(MergeOutcome::Ok(c)) = merge::merge(&members, &ctx.cutover, None) else { panic!() };
+        assert_eq!(solo.object_text, payload::dossier_object(&c.state, None).to_string());
+        let steps: Vec<String> = c.state.steps.iter().map(|s| outbox::StepItem::of(&c.portal_code, s).text).collect();
+        assert_eq!(solo.steps.iter().map(|s| s.text.clone()).collect::<Vec<_>>(), steps);
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub struct NewRow<'a> {
     pub kind: Kind,
     pub version: i64,
     pub content_hash: &'a str,
-    pub payload: &'a serde_json::Value,
+    /// The payload as sent (serialised once, by the caller that hashed it).
+    pub payload: &'a str,
     pub deadline: Option<Timestamp>,
     /// The code belongs to a case created in this transaction: nothing of it can be acknowledged or
     /// queued yet, so the checks are skipped.
@@ -127,7 +128,7 @@ fn insert(conn: &Connection, row: &NewRow<'_>, now: Timestamp) -> anyhow::Result
             row.version,
             row.content_hash,
             idem_key(row),
-            row.payload.to_string(),
+            row.payload,
             row.deadline.map(ts),
             ts(now)
         ])?;
@@ -143,8 +144,8 @@ pub fn enqueue_close(
     live_code: &str,
     now: Timestamp,
 ) -> anyhow::Result<u32> {
-    let close = crate::core::payload::closed_duplicate_object(dup, live_code);
-    let hash = sha256_hex(close.to_string().as_bytes());
+    let close = crate::core::payload::closed_duplicate_object(dup, live_code).to_string();
+    let hash = sha256_hex(close.as_bytes());
     enqueue(
         conn,
         NewRow {
@@ -162,17 +163,26 @@ pub fn enqueue_close(
 }
 
 /// Queue a processing step (idempotent: a step already queued or sent is not queued again).
-pub fn enqueue_progress(
-    conn: &Connection,
-    code: &str,
-    item: &serde_json::Value,
-    at: Timestamp,
-    now: Timestamp,
-) -> anyhow::Result<()> {
-    let key = sha256_hex(item.to_string().as_bytes());
-    conn.prepare_cached("INSERT OR IGNORE INTO progress (code, step_key, payload, at, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?.execute(
-        params![code, key, item.to_string(), ts(at), ts(now)],
-    )?;
+/// A progress item ready to queue: its text and the key that makes queuing it idempotent.
+#[derive(Debug, Clone)]
+pub struct StepItem {
+    pub key: String,
+    pub text: String,
+    pub at: Timestamp,
+}
+
+impl StepItem {
+    pub fn of(code: &str, step: &crate::core::record::Step) -> StepItem {
+        let text = crate::core::payload::progress_object(code, step).to_string();
+        StepItem { key: sha256_hex(text.as_bytes()), text, at: step.at }
+    }
+}
+
+pub fn enqueue_progress(conn: &Connection, code: &str, item: &StepItem, now: Timestamp) -> anyhow::Result<()> {
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO progress (code, step_key, payload, at, enqueued_at, next_attempt_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+    )?
+    .execute(params![code, item.key, item.text, ts(item.at), ts(now)])?;
     Ok(())
 }
 
