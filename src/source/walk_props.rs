@@ -181,6 +181,21 @@ status = "status"
     .unwrap()
 }
 
+/// A new store with the fake source registered, its writer, and a clock at a fixed start.
+fn fresh_store() -> (tempfile::TempDir, Writer, Arc<ManualClock>) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = open_writer(&dir.path().join("t.db")).unwrap();
+    register_sources(
+        &conn,
+        &[("fake".into(), "fake".into(), crate::core::descriptor::SystemKind::City, crate::config::PortalMode::Off)],
+    )
+    .unwrap();
+    // The writer thread ends when the last handle is dropped, at the end of the case.
+    let (writer, _thread) = Writer::start(conn);
+    let clock = Arc::new(ManualClock(Mutex::new("2026-03-09T01:00:00Z".parse().unwrap())));
+    (dir, writer, clock)
+}
+
 fn change() -> impl Strategy<Value = Change> {
     // Time moves in steps comparable to the 300 s lookback, so a history spans many lookback windows
     // (a walk bug cannot hide behind re-reading everything); a zero step keeps timestamps equal.
@@ -203,20 +218,7 @@ fn run_case(
 ) -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async move {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open_writer(&dir.path().join("t.db")).unwrap();
-        register_sources(
-            &conn,
-            &[(
-                "fake".into(),
-                "fake".into(),
-                crate::core::descriptor::SystemKind::City,
-                crate::config::PortalMode::Off,
-            )],
-        )
-        .unwrap();
-        let (writer, _thread) = Writer::start(conn);
-        let clock = Arc::new(ManualClock(Mutex::new("2026-03-09T01:00:00Z".parse().unwrap())));
+        let (_dir, writer, clock) = fresh_store();
         let up = Arc::new(Mutex::new(Upstream {
             records: BTreeMap::new(),
             next_id: 0,
@@ -340,20 +342,7 @@ proptest! {
 fn a_full_sweep_catches_a_change_the_updated_time_hides() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = open_writer(&dir.path().join("t.db")).unwrap();
-        register_sources(
-            &conn,
-            &[(
-                "fake".into(),
-                "fake".into(),
-                crate::core::descriptor::SystemKind::City,
-                crate::config::PortalMode::Off,
-            )],
-        )
-        .unwrap();
-        let (writer, _thread) = Writer::start(conn);
-        let clock = Arc::new(ManualClock(Mutex::new("2026-03-09T01:00:00Z".parse().unwrap())));
+        let (_dir, writer, clock) = fresh_store();
         let up = Arc::new(Mutex::new(Upstream {
             records: BTreeMap::new(),
             next_id: 0,
