@@ -19,9 +19,6 @@ pub fn vn_tz() -> TimeZone {
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now(&self) -> Timestamp;
 
-    /// How long, in real time, until the clock reads `t` (zero if already past).
-    fn real_until(&self, t: Timestamp) -> std::time::Duration;
-
     /// What the clock will read after `real` of real time (retry schedules are stored in clock time).
     fn after_real(&self, real: std::time::Duration) -> Timestamp {
         let d = jiff::SignedDuration::try_from(real).unwrap_or(jiff::SignedDuration::MAX);
@@ -38,11 +35,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
-    }
-
-    fn real_until(&self, t: Timestamp) -> std::time::Duration {
-        let d = t.duration_since(Timestamp::now());
-        d.try_into().unwrap_or_default()
     }
 }
 
@@ -78,14 +70,6 @@ impl Clock for SimClock {
     fn after_real(&self, real: std::time::Duration) -> Timestamp {
         let sim = jiff::SignedDuration::from_secs_f64(real.as_secs_f64() * self.speed);
         self.now().checked_add(sim).unwrap_or_else(|_| self.now())
-    }
-
-    fn real_until(&self, t: Timestamp) -> std::time::Duration {
-        let sim = t.duration_since(self.now()).as_secs_f64();
-        if sim <= 0.0 || self.speed <= 0.0 {
-            return std::time::Duration::ZERO;
-        }
-        std::time::Duration::from_secs_f64(sim / self.speed)
     }
 }
 

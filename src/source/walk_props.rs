@@ -26,9 +26,6 @@ impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
         *self.0.lock().unwrap()
     }
-    fn real_until(&self, _: Timestamp) -> std::time::Duration {
-        std::time::Duration::ZERO
-    }
 }
 
 impl ManualClock {

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::synclog::{self, Entry, Level};
-use super::{parse_ts, sha256_hex, ts};
+use super::{sha256_hex, ts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
@@ -224,14 +224,6 @@ pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Re
             })
         })
         .collect()
-}
-
-/// When the next queued row becomes due (for the sender's sleep).
-pub fn next_due(conn: &Connection) -> anyhow::Result<Option<Timestamp>> {
-    let t: Option<String> = conn
-        .prepare_cached("SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'")?
-        .query_row([], |r| r.get(0))?;
-    t.map(|t| parse_ts(&t)).transpose()
 }
 
 /// The portal acknowledged a row: record what it now holds and drop the row.
