@@ -26,7 +26,7 @@ use crate::source::fetch::HttpFetch;
 use crate::source::runner::Runner;
 use crate::stats::Counters;
 use crate::store::ingest::{self, Incoming, MergeCtx, Page};
-use crate::store::synclog::{self, Entry, Level};
+use crate::store::synclog::{Entry, Level};
 use crate::store::{self, Lease, Writer};
 
 /// Tell systemd (a no-op when not run by systemd: `NOTIFY_SOCKET` unset).
@@ -49,10 +49,7 @@ pub fn merge_ctx(settings: &Settings) -> MergeCtx {
 }
 
 async fn log(writer: &Writer, clock: &SharedClock, entry: Entry) {
-    let now = clock.now();
-    if let Err(e) = writer.call(move |c| Ok(synclog::append(c, now, &entry)?)).await {
-        tracing::error!(error = %format!("{e:#}"), "cannot write the sync log");
-    }
+    writer.log_or_complain(clock.now(), entry).await;
 }
 
 /// The tasks that a reload replaces.

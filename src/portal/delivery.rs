@@ -16,7 +16,7 @@ use crate::config::DeliveryConfig;
 use crate::stats::Counters;
 use crate::store::Writer;
 use crate::store::outbox::{self, Kind, ProgressRow, Row};
-use crate::store::synclog::{self, Entry, Level};
+use crate::store::synclog::{Entry, Level};
 
 pub struct Delivery {
     client: PortalClient,
@@ -67,9 +67,7 @@ impl Delivery {
     }
 
     async fn log(&self, entry: Entry) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        self.writer.call(move |c| Ok(synclog::append(c, now, &entry)?)).await?;
-        Ok(())
+        self.writer.log(self.clock.now(), entry).await
     }
 
     /// Report a problem once; `None` reports recovery.

@@ -14,7 +14,7 @@ use super::fetch::Fetch;
 use crate::clock::SharedClock;
 use crate::config::SourceConfig;
 use crate::stats::Counters;
-use crate::store::synclog::{self, Entry, Level};
+use crate::store::synclog::{Entry, Level};
 use crate::store::{Writer, report, ts};
 
 pub struct Runner<F: Fetch> {
@@ -27,10 +27,7 @@ pub struct Runner<F: Fetch> {
 
 impl<F: Fetch> Runner<F> {
     async fn log(&self, entry: Entry) {
-        let now = self.clock.now();
-        if let Err(e) = self.writer.call(move |c| Ok(synclog::append(c, now, &entry)?)).await {
-            tracing::error!(error = %format!("{e:#}"), "cannot write the sync log");
-        }
+        self.writer.log_or_complain(self.clock.now(), entry).await;
     }
 
     async fn store<T: Send + 'static>(

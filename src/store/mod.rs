@@ -173,6 +173,19 @@ impl Writer {
         self.submit(f)?.wait().await
     }
 
+    /// Append a sync-log entry in a transaction of its own.
+    pub async fn log(&self, at: jiff::Timestamp, entry: synclog::Entry) -> anyhow::Result<()> {
+        self.call(move |c| Ok(synclog::append(c, at, &entry)?)).await?;
+        Ok(())
+    }
+
+    /// `log`, for callers that carry on when the store cannot take the entry (it says so loudly).
+    pub async fn log_or_complain(&self, at: jiff::Timestamp, entry: synclog::Entry) {
+        if let Err(e) = self.log(at, entry).await {
+            tracing::error!(error = %format!("{e:#}"), "cannot write the sync log");
+        }
+    }
+
     /// Hand `f` to the writer now and wait for it later: jobs run in the order submitted, so a
     /// caller can prepare its next job while this one runs.
     pub fn submit<R, F>(&self, f: F) -> anyhow::Result<Pending<R>>
