@@ -40,6 +40,19 @@ pub fn lookup<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
     (!cur.is_null()).then_some(cur)
 }
 
+/// `lookup`, for taking the value out.
+pub fn lookup_mut<'v>(v: &'v mut Value, path: &str) -> Option<&'v mut Value> {
+    let mut cur = v;
+    for part in path.split('.') {
+        cur = match cur {
+            Value::Object(m) => m.get_mut(part)?,
+            Value::Array(a) => a.get_mut(part.parse::<usize>().ok()?)?,
+            _ => return None,
+        };
+    }
+    (!cur.is_null()).then_some(cur)
+}
+
 /// A scalar as text for vocabulary look-ups and identifiers.
 fn scalar_text(v: &Value) -> Option<String> {
     match v {

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use super::auth::Auth;
 use crate::config::LoadedSource;
 use crate::core::descriptor::{Descriptor, Method, PageStyle, ParamsIn};
-use crate::core::mapping::lookup;
+use crate::core::mapping::{lookup, lookup_mut};
 use crate::core::timefmt::format_time;
 use crate::net::{self, Failure};
 
@@ -176,29 +176,31 @@ impl HttpFetch {
     }
 
     /// Read an answer: the records, and where the next page starts.
-    pub fn read(&self, req: &PageRequest, v: &Value) -> Result<PageAnswer, Failure> {
+    pub fn read(&self, req: &PageRequest, mut v: Value) -> Result<PageAnswer, Failure> {
         let d = &self.descriptor;
         let r = &d.response;
         if let Some(p) = &r.success_path {
-            let code = lookup(v, p).map(|c| c.as_str().map(str::to_string).unwrap_or_else(|| c.to_string()));
+            let code = lookup(&v, p).map(|c| c.as_str().map(str::to_string).unwrap_or_else(|| c.to_string()));
             if !code.as_ref().is_some_and(|c| r.success_values.contains(c)) {
                 return Err(Failure::transient(format!("the system answered with result code {code:?} at `{p}`")));
             }
         }
-        let records = match lookup(v, &r.records) {
-            Some(Value::Array(a)) => a.clone(),
-            None => Vec::new(),
-            Some(_) => return Err(Failure::transient(format!("`{}` in the response is not a list", r.records))),
-        };
-        let full = records.len() >= d.list.page_size as usize;
         let text_at = |path: &Option<String>| {
             path.as_deref()
-                .and_then(|p| lookup(v, p))
+                .and_then(|p| lookup(&v, p))
                 .and_then(|x| x.as_str())
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
         let p = &d.pagination;
+        let (token, link) = (text_at(&p.next_token_path), text_at(&p.next_link_path));
+        // Taken, not copied: a page is hundreds of records.
+        let records = match lookup_mut(&mut v, &r.records).map(Value::take) {
+            Some(Value::Array(a)) => a,
+            None => Vec::new(),
+            Some(_) => return Err(Failure::transient(format!("`{}` in the response is not a list", r.records))),
+        };
+        let full = records.len() >= d.list.page_size as usize;
         let next = match p.style {
             PageStyle::PageNumber if full => Some(Position::Page(match req.position {
                 Position::Page(n) => n + 1,
@@ -209,8 +211,8 @@ impl HttpFetch {
                 _ => records.len() as u64,
             })),
             PageStyle::PageNumber | PageStyle::Offset => None,
-            PageStyle::Token => text_at(&p.next_token_path).map(Position::Token),
-            PageStyle::Link => text_at(&p.next_link_path).map(Position::Link),
+            PageStyle::Token => token.map(Position::Token),
+            PageStyle::Link => link.map(Position::Link),
         };
         Ok(PageAnswer { records, next })
     }
@@ -239,7 +241,7 @@ impl HttpFetch {
                     other => return Err(other),
                 }
             }
-            return self.read(req, &net::parse_json(&text)?);
+            return self.read(req, net::parse_json(&text)?);
         }
         Err(Failure::Permanent("credentials refused twice".into()))
     }
@@ -327,11 +329,11 @@ status = "s"
         );
         assert!(body.is_none());
         let a = f
-            .read(&PageRequest { position: Position::Offset(4), since: None }, &json!({"data": {"items": [{}, {}]}}))
+            .read(&PageRequest { position: Position::Offset(4), since: None }, json!({"data": {"items": [{}, {}]}}))
             .unwrap();
         assert_eq!(a.next, Some(Position::Offset(6)));
         let a = f
-            .read(&PageRequest { position: Position::Offset(6), since: None }, &json!({"data": {"items": [{}]}}))
+            .read(&PageRequest { position: Position::Offset(6), since: None }, json!({"data": {"items": [{}]}}))
             .unwrap();
         assert_eq!(a.next, None, "a short page is the last");
     }
@@ -351,14 +353,14 @@ status = "s"
         let a = f
             .read(
                 &PageRequest { position: Position::First, since: None },
-                &json!({"data": {"items": []}, "nextPageToken": "t2"}),
+                json!({"data": {"items": []}, "nextPageToken": "t2"}),
             )
             .unwrap();
         assert_eq!(a.next, Some(Position::Token("t2".into())));
         let a = f
             .read(
                 &PageRequest { position: Position::First, since: None },
-                &json!({"data": {"items": []}, "nextPageToken": ""}),
+                json!({"data": {"items": []}, "nextPageToken": ""}),
             )
             .unwrap();
         assert_eq!(a.next, None);
@@ -373,7 +375,7 @@ status = "s"
         let a = f
             .read(
                 &PageRequest { position: Position::First, since: None },
-                &json!({"data": {"items": [{}]}, "links": {"next": "/api/list?cursor=xyz"}}),
+                json!({"data": {"items": [{}]}, "links": {"next": "/api/list?cursor=xyz"}}),
             )
             .unwrap();
         assert_eq!(a.next, Some(Position::Link("/api/list?cursor=xyz".into())));
@@ -389,7 +391,7 @@ status = "s"
         let f =
             fetcher("style = \"page_number\"\norder = \"updated_desc\"\nsize_param = \"s\"\npage_param = \"p\"", "");
         let e = f
-            .read(&PageRequest { position: Position::First, since: None }, &json!({"data": {"items": {"x": 1}}}))
+            .read(&PageRequest { position: Position::First, since: None }, json!({"data": {"items": {"x": 1}}}))
             .unwrap_err();
         assert!(e.is_transient() && e.to_string().contains("not a list"), "{e}");
     }

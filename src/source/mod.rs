@@ -54,6 +54,17 @@ pub fn incoming(mapper: &Mapper, source: &str, raw: &serde_json::Value) -> Incom
     }
 }
 
+/// A page handed to the writer.
+struct Committing(Pending<(IngestReport, Page)>);
+
+impl Committing {
+    async fn wait(self) -> anyhow::Result<IngestReport> {
+        let (report, page) = self.0.wait().await?;
+        drop(page);
+        Ok(report)
+    }
+}
+
 /// The outcome of one poll.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct PollReport {
@@ -102,15 +113,12 @@ impl<F: Fetch> Poller<F> {
     }
 
     /// Hand a page to the writer; it commits while the walk fetches the next one.
-    fn commit(
-        &self,
-        items: Vec<Incoming>,
-        cursor: Option<(Timestamp, String)>,
-    ) -> anyhow::Result<Pending<IngestReport>> {
+    fn commit(&self, items: Vec<Incoming>, cursor: Option<(Timestamp, String)>) -> anyhow::Result<Committing> {
         let ctx = self.ctx.clone();
         let page = Page { source: self.name.clone(), items, cursor };
         let now = self.clock.now();
-        self.writer.submit(move |c| ingest::ingest_page(c, &ctx, page, now))
+        // The page comes back with the report, to be freed here rather than on the writer.
+        Ok(Committing(self.writer.submit(move |c| Ok((ingest::ingest(c, &ctx, &page, now)?, page)))?))
     }
 
     /// Fetch a page that is not a repeat of the previous one, and that honours the filter. A system
@@ -183,7 +191,7 @@ impl<F: Fetch> Poller<F> {
         let mut prev_keys: Vec<(Timestamp, String)> = Vec::new();
         let mut prev_ids: Vec<Option<String>> = Vec::new();
         // At most one page is committing while the next is fetched; pages commit in order.
-        let mut inflight: Option<Pending<IngestReport>> = None;
+        let mut inflight: Option<Committing> = None;
         loop {
             if stop.is_cancelled() {
                 if let Some(p) = inflight.take() {

@@ -58,24 +58,59 @@ pub struct Prepared {
     pub solo: Solo,
 }
 
-/// The portal object and progress items of a case whose only member is one record.
+/// The case of a record that is its only member, decided in full: the dossier row, the portal
+/// object and the progress items.
 #[derive(Debug, Clone)]
 pub struct Solo {
     pub object_text: String,
     pub object_hash: String,
     pub steps: Vec<outbox::StepItem>,
+    pub status: u8,
+    pub due_at: Option<String>,
+    pub received_at: Option<String>,
+    /// The merge's decision as `dossiers.canonical` stores it.
+    pub decision: String,
 }
 
 impl Solo {
     fn of(record: &SourceRecord) -> Solo {
-        // A case of one member is that member (merge::merge keeps its code, times and fields).
-        let object_text = payload::dossier_object(record, None).to_string();
+        // The merge of one member: the cutover table and the system's kind play no part.
+        let members = [Member { record, kind: SystemKind::City }];
+        let canonical = match merge::merge(&members, &CutoverTable::default(), None) {
+            Some(MergeOutcome::Ok(c)) => c,
+            // A merge of one member with no previous state is always Ok; this is never taken.
+            _ => merge::Canonical {
+                portal_code: record.code.clone(),
+                authority: (record.source.clone(), record.native_id.clone()),
+                authority_reason: merge::AuthorityReason::Sole,
+                state: record.clone(),
+                other_codes: Vec::new(),
+            },
+        };
+        let state = &canonical.state;
+        let object_text = payload::dossier_object(state, None).to_string();
         Solo {
             object_hash: sha256_hex(object_text.as_bytes()),
             object_text,
-            steps: record.steps.iter().map(|s| outbox::StepItem::of(&record.code, s)).collect(),
+            steps: state.steps.iter().map(|s| outbox::StepItem::of(&state.code, s)).collect(),
+            status: state.status.code(),
+            due_at: state.due_at.map(ts),
+            received_at: state.received_at.map(ts),
+            decision: decision(&canonical),
         }
     }
+}
+
+/// The merge's decision as stored in `dossiers.canonical`: not the state, which is the members'
+/// and is recomputed from them.
+fn decision(c: &merge::Canonical) -> String {
+    json!({
+        "portal_code": c.portal_code,
+        "authority": c.authority,
+        "authority_reason": c.authority_reason,
+        "other_codes": c.other_codes,
+    })
+    .to_string()
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +189,12 @@ pub fn cursor(conn: &Connection, source: &str) -> anyhow::Result<Option<(Timesta
 
 /// Commit one page. See the module comment.
 pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Timestamp) -> anyhow::Result<IngestReport> {
+    ingest(conn, ctx, &page, now)
+}
+
+/// `ingest_page`, leaving the page to the caller: a poller hands it back to its own thread to be
+/// freed, sparing the writer (freeing a page of records is a few percent of its time).
+pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp) -> anyhow::Result<IngestReport> {
     let tx = conn.transaction()?;
     let mut report = IngestReport::default();
     // Whether any record of this source waits in quarantine: if not, storing a record has no
@@ -162,34 +203,68 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
         .prepare_cached("SELECT EXISTS (SELECT 1 FROM quarantine WHERE source = ?1 AND resolved_at IS NULL)")?
         .query_row([&page.source], |r| r.get(0))?;
     let mut log = synclog::Chain::default();
-    let mut touched: Vec<(Box<Prepared>, Stored)> = Vec::new();
-    for item in page.items {
-        match item {
+    // Phase 1: every changed record is stored before any is linked, so that linking sees the codes
+    // records have now, not the ones they had. A new record is only noted here: phase 2 writes it
+    // once, already placed in its case, rather than writing it and then rewriting it with its case.
+    let mut touched: Vec<(&Prepared, Stored)> = Vec::new();
+    let mut new_at: HashMap<String, usize> = HashMap::new();
+    for item in &page.items {
+        let p = match item {
             Incoming::Bad(b) => {
                 quarantine_open = true;
-                if quarantine(&tx, &mut log, &page.source, &b, now)? {
+                if quarantine(&tx, &mut log, &page.source, b, now)? {
                     report.quarantined += 1;
                 }
+                continue;
             }
-            Incoming::Mapped(p) => match store_record(&tx, &p, quarantine_open, now)? {
-                Stored::Unchanged => report.unchanged += 1,
-                stored => {
-                    if stored == Stored::New {
-                        report.new += 1;
-                    } else {
-                        report.changed += 1;
-                    }
-                    touched.push((p, stored));
-                }
-            },
+            Incoming::Mapped(p) => p,
+        };
+        // The same record twice in one page (a source's bug): the later copy wins.
+        if let Some(&i) = new_at.get(&p.record.native_id) {
+            if touched[i].0.raw_hash == p.raw_hash {
+                report.unchanged += 1;
+            } else {
+                touched[i].0 = p;
+            }
+            continue;
         }
+        let stored = match existing(&tx, &p.record)? {
+            None => Stored::New,
+            Some((hash, ..)) if hash == p.raw_hash => {
+                report.unchanged += 1;
+                continue;
+            }
+            Some((_, e, old_codes)) => {
+                store_changed(&tx, p, &old_codes, now)?;
+                Stored::Changed(e)
+            }
+        };
+        if quarantine_open {
+            resolve_quarantined(&tx, &p.record, now)?;
+        }
+        if stored == Stored::New {
+            report.new += 1;
+            new_at.insert(p.record.native_id.clone(), touched.len());
+        } else {
+            report.changed += 1;
+        }
+        touched.push((p, stored));
     }
-    // Cases created by this page whose one member is the record that created them: their prior
-    // state is known (nothing decided, nothing queued or acknowledged), which spares the look-ups.
+    // Phase 2: link each record into its case, in page order. Cases created by this page whose
+    // one member is the record that created them have a known prior state (nothing decided,
+    // nothing queued or acknowledged), which spares the look-ups.
     let mut dossiers = BTreeSet::new();
     let mut created: HashMap<i64, usize> = HashMap::new();
     for (i, (p, stored)) in touched.iter().enumerate() {
-        let linked = link(&tx, &mut log, &p.record, *stored == Stored::New, now)?;
+        let linked = link(&tx, &mut log, p, *stored, now)?;
+        if *stored == Stored::New {
+            insert_new(&tx, p, &linked, now)?;
+        } else if let Some(rule) = linked.moved {
+            tx.prepare_cached(
+                "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
+            )?
+            .execute(params![p.record.source, p.record.native_id, linked.id, rule.as_str()])?;
+        }
         dossiers.insert(linked.id);
         if linked.created {
             created.insert(linked.id, i);
@@ -200,17 +275,20 @@ pub fn ingest_page(conn: &mut Connection, ctx: &MergeCtx, page: Page, now: Times
             }
         }
     }
+    // A record that created its case is told by the case's own entry.
+    let creators: std::collections::HashSet<usize> = created.values().copied().collect();
     for (i, (p, stored)) in touched.iter().enumerate() {
-        // A record that created its case is told by the case's own entry.
-        if !created.values().any(|&c| c == i) {
+        if !creators.contains(&i) {
             log_record(&tx, &mut log, &p.record, *stored, now)?;
         }
     }
     let fresh: HashMap<(&str, &str), &SourceRecord> =
         touched.iter().map(|(p, _)| ((p.record.source.as_str(), p.record.native_id.as_str()), &p.record)).collect();
     for id in dossiers {
-        let single = created.get(&id).map(|&i| &*touched[i].0);
-        report.enqueued += recompute_with(&tx, &mut log, ctx, id, now, &fresh, single)?;
+        report.enqueued += match created.get(&id) {
+            Some(&i) => started(&tx, &mut log, ctx, id, touched[i].0, now)?,
+            None => recompute_with(&tx, &mut log, ctx, id, now, &fresh)?,
+        };
     }
     if let Some((t, id)) = &page.cursor {
         tx.prepare_cached(
@@ -273,25 +351,69 @@ fn quarantine(
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stored {
     New,
-    /// With the status the record had before.
-    Changed(i64),
-    Unchanged,
+    /// With what the record was before.
+    Changed(Existing),
 }
 
-fn store_record(conn: &Connection, p: &Prepared, quarantine_open: bool, now: Timestamp) -> anyhow::Result<Stored> {
-    let (rec, hash, raw_text, mapped) = (&p.record, &p.raw_hash, &p.raw_text, &p.mapped_json);
-    let existing: Option<(String, i64)> = conn
-        .prepare_cached("SELECT raw_hash, status FROM source_records WHERE source = ?1 AND native_id = ?2")?
-        .query_row(params![rec.source, rec.native_id], |r| Ok((r.get(0)?, r.get(1)?)))
+/// What a record was before this page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Existing {
+    status: i64,
+    dossier_id: Option<i64>,
+}
+
+/// A stored record's payload hash, what it was, and the codes it was filed under.
+type Found = (String, Existing, Vec<String>);
+
+/// The stored record of the same id, if any.
+fn existing(conn: &Connection, rec: &SourceRecord) -> anyhow::Result<Option<Found>> {
+    let row: Option<(String, Existing, String, String)> = conn
+        .prepare_cached(
+            "SELECT raw_hash, status, dossier_id, code, ref_codes FROM source_records WHERE source = ?1 AND native_id = ?2",
+        )?
+        .query_row(params![rec.source, rec.native_id], |r| {
+            Ok((r.get(0)?, Existing { status: r.get(1)?, dossier_id: r.get(2)? }, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
-    if existing.as_ref().is_some_and(|(h, _)| h == hash) {
-        return Ok(Stored::Unchanged);
+    Ok(row.map(|(hash, e, code, refs)| {
+        let mut codes: Vec<String> = serde_json::from_str(&refs).unwrap_or_default();
+        codes.push(code);
+        (hash, e, codes)
+    }))
+}
+
+/// Store a new version of a stored record, filed under the codes it has now instead of `old_codes`;
+/// its case is decided by `link` afterwards.
+fn store_changed(conn: &Connection, p: &Prepared, old_codes: &[String], now: Timestamp) -> anyhow::Result<()> {
+    write_record(conn, p, None, now)?;
+    let rec = &p.record;
+    let mut forget =
+        conn.prepare_cached("DELETE FROM record_codes WHERE code = ?1 AND source = ?2 AND native_id = ?3")?;
+    for code in old_codes {
+        forget.execute(params![code, rec.source, rec.native_id])?;
     }
-    let refs = serde_json::to_string(&rec.reference_codes)?;
+    write_codes(conn, rec)
+}
+
+/// Store a record seen for the first time, already placed in its case.
+fn insert_new(conn: &Connection, p: &Prepared, linked: &Linked, now: Timestamp) -> anyhow::Result<()> {
+    write_record(conn, p, Some((linked.id, linked.moved.unwrap_or(LinkRule::First))), now)?;
+    write_codes(conn, &p.record)
+}
+
+/// Insert a record (with its case, `placed`) or update a stored one's content (its case is left
+/// for `link` to change).
+fn write_record(
+    conn: &Connection,
+    p: &Prepared,
+    placed: Option<(i64, LinkRule)>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
+    let rec = &p.record;
     conn.prepare_cached(
         "INSERT INTO source_records (source, native_id, code, ref_codes, procedure, status, received_at, updated_at,
-                                     raw_hash, raw, mapped, first_seen_at, last_changed_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)
+                                     raw_hash, raw, mapped, dossier_id, link_rule, first_seen_at, last_changed_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14)
          ON CONFLICT(source, native_id) DO UPDATE SET code = excluded.code, ref_codes = excluded.ref_codes,
             procedure = excluded.procedure, status = excluded.status, received_at = excluded.received_at,
             updated_at = excluded.updated_at, raw_hash = excluded.raw_hash, raw = excluded.raw,
@@ -301,35 +423,38 @@ fn store_record(conn: &Connection, p: &Prepared, quarantine_open: bool, now: Tim
         rec.source,
         rec.native_id,
         rec.code,
-        refs,
+        serde_json::to_string(&rec.reference_codes)?,
         rec.procedure.code,
         rec.status.code(),
         rec.arrived_at().map(ts),
         ts(rec.updated_at),
-        hash,
-        raw_text,
-        mapped,
+        p.raw_hash,
+        p.raw_text,
+        p.mapped_json,
+        placed.map(|p| p.0),
+        placed.map(|p| p.1.as_str()),
         ts(now)
     ])?;
-    if existing.is_some() {
-        conn.prepare_cached("DELETE FROM record_codes WHERE source = ?1 AND native_id = ?2")?
-            .execute(params![rec.source, rec.native_id])?;
-    }
+    Ok(())
+}
+
+/// Every code a record is known by or points at, for `link` to find.
+fn write_codes(conn: &Connection, rec: &SourceRecord) -> anyhow::Result<()> {
+    let mut stmt =
+        conn.prepare_cached("INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)")?;
     for code in rec.all_codes() {
-        conn.prepare_cached("INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)")?
-            .execute(params![code, rec.source, rec.native_id])?;
+        stmt.execute(params![code, rec.source, rec.native_id])?;
     }
-    // A record that maps again supersedes its quarantined versions.
-    if quarantine_open {
-        conn.prepare_cached(
-            "UPDATE quarantine SET resolved_at = ?3 WHERE source = ?1 AND native_id = ?2 AND resolved_at IS NULL",
-        )?
-        .execute(params![rec.source, rec.native_id, ts(now)])?;
-    }
-    Ok(match existing {
-        Some((_, old)) => Stored::Changed(old),
-        None => Stored::New,
-    })
+    Ok(())
+}
+
+/// A record that maps again supersedes its quarantined versions.
+fn resolve_quarantined(conn: &Connection, rec: &SourceRecord, now: Timestamp) -> anyhow::Result<()> {
+    conn.prepare_cached(
+        "UPDATE quarantine SET resolved_at = ?3 WHERE source = ?1 AND native_id = ?2 AND resolved_at IS NULL",
+    )?
+    .execute(params![rec.source, rec.native_id, ts(now)])?;
+    Ok(())
 }
 
 /// The sync-log entry for a stored record.
@@ -341,12 +466,10 @@ fn log_record(
     now: Timestamp,
 ) -> anyhow::Result<()> {
     let (kind, msg) = match stored {
-        Stored::Changed(old) if old != i64::from(rec.status.code()) => {
-            ("record.changed", format!("record {} status {} → {}", rec.native_id, old, rec.status))
+        Stored::Changed(old) if old.status != i64::from(rec.status.code()) => {
+            ("record.changed", format!("record {} status {} → {}", rec.native_id, old.status, rec.status))
         }
-        Stored::Changed(_) | Stored::Unchanged => {
-            ("record.changed", format!("record {} changed, status {}", rec.native_id, rec.status))
-        }
+        Stored::Changed(_) => ("record.changed", format!("record {} changed, status {}", rec.native_id, rec.status)),
         Stored::New => {
             ("record.new", format!("new record {} ({}), status {}", rec.native_id, rec.procedure.code, rec.status))
         }
@@ -362,59 +485,71 @@ fn load_record(conn: &Connection, source: &str, native_id: &str) -> anyhow::Resu
     serde_json::from_str(&mapped).with_context(|| format!("stored record {source}/{native_id} does not parse"))
 }
 
-/// Link a stored record into its case; returns the dossier id. Cases that this record shows to be
-/// one are joined into the oldest (lowest id), so links never flip back and forth.
-/// Where `link` put a record.
+/// Where `link` puts a record.
 struct Linked {
     id: i64,
     /// The record started a case of its own.
     created: bool,
+    /// The record must be (re)written into case `id` by this rule; `None` when it stays where it
+    /// was.
+    moved: Option<LinkRule>,
     /// Cases joined into `id` because this record showed them to be the same.
     joined: Vec<i64>,
 }
 
+/// Decide the case of a record (stored if it changed, about to be stored if it is new), creating
+/// it or joining cases as needed; the caller writes the record's own `dossier_id`. Cases that this
+/// record shows to be one are joined into the oldest (lowest id), so links never flip back and
+/// forth.
 fn link(
     conn: &Connection,
     log: &mut synclog::Chain,
-    rec: &SourceRecord,
-    new: bool,
+    p: &Prepared,
+    stored: Stored,
     now: Timestamp,
 ) -> anyhow::Result<Linked> {
-    // A record stored for the first time belongs to no case yet.
-    let current: Option<i64> = if new {
-        None
-    } else {
-        conn.prepare_cached("SELECT dossier_id FROM source_records WHERE source = ?1 AND native_id = ?2")?
-            .query_row(params![rec.source, rec.native_id], |r| r.get(0))?
+    let rec = &p.record;
+    let current = match stored {
+        Stored::New => None,
+        Stored::Changed(e) => e.dossier_id,
     };
     // Other records sharing any code with this one (its own code or a reference).
     let mut matches: Vec<(i64, String, String)> = Vec::new();
     {
         let mut stmt = conn.prepare_cached(
-            "SELECT DISTINCT sr.dossier_id, sr.source, sr.native_id FROM record_codes rc
-             JOIN source_records sr ON sr.source = rc.source AND sr.native_id = rc.native_id
-             WHERE rc.code = ?1 AND sr.dossier_id IS NOT NULL AND NOT (sr.source = ?2 AND sr.native_id = ?3)",
+            // A subquery, not a join: the bundled SQLite re-prepared the join form of this
+            // statement at every execution (a sixth of the writer's time in a first sync), which
+            // it does not do for this one. The record itself is left out below.
+            "SELECT dossier_id, source, native_id FROM source_records
+             WHERE dossier_id IS NOT NULL
+               AND (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1)",
         )?;
         for code in rec.all_codes() {
             for row in
-                stmt.query_map(params![code, rec.source, rec.native_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                stmt.query_map(params![code], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
             {
-                matches.push(row?);
+                let row = row?;
+                if (row.1 != rec.source || row.2 != rec.native_id) && !matches.contains(&row) {
+                    matches.push(row);
+                }
             }
         }
     }
     let mut ids: BTreeSet<i64> = matches.iter().map(|m| m.0).collect();
     ids.extend(current);
     let Some(&target) = ids.iter().next() else {
-        conn.prepare_cached("INSERT INTO dossiers (portal_code, created_at, updated_at) VALUES (?1, ?2, ?2)")?
-            .execute(params![rec.code, ts(now)])?;
-        let id = conn.last_insert_rowid();
+        // Only a new record starts a case (a stored one is in one already): written once, final.
+        let s = &p.solo;
         conn.prepare_cached(
-            "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
+            "INSERT INTO dossiers (portal_code, status, due_at, received_at, version, content_hash, canonical,
+                                   created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)",
         )?
-        .execute(params![rec.source, rec.native_id, id, LinkRule::First.as_str()])?;
-        return Ok(Linked { id, created: true, joined: Vec::new() });
+        .execute(params![rec.code, s.status, s.due_at, s.received_at, s.object_hash, s.decision, ts(now)])?;
+        let id = conn.last_insert_rowid();
+        return Ok(Linked { id, created: true, moved: Some(LinkRule::First), joined: Vec::new() });
     };
+    let mut moved = None;
     if current != Some(target) {
         let (_, ms, mn) = matches.iter().find(|m| m.0 == target).cloned().unwrap_or_default();
         let rule = if ms.is_empty() {
@@ -422,10 +557,7 @@ fn link(
         } else {
             merge::link_rule(rec, &load_record(conn, &ms, &mn)?).unwrap_or(LinkRule::Reference)
         };
-        conn.prepare_cached(
-            "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
-        )?
-        .execute(params![rec.source, rec.native_id, target, rule.as_str()])?;
+        moved = Some(rule);
         if rule != LinkRule::First {
             let target_code: String = conn
                 .prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?
@@ -470,13 +602,13 @@ fn link(
             .dossier(&other_code),
         )?;
     }
-    Ok(Linked { id: target, created: false, joined: ids.into_iter().filter(|&i| i != target).collect() })
+    Ok(Linked { id: target, created: false, moved, joined: ids.into_iter().filter(|&i| i != target).collect() })
 }
 
 /// Recompute a case's canonical dossier and queue what the portal must learn. Returns how many
 /// outbox rows were written.
 pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timestamp) -> anyhow::Result<u32> {
-    recompute_with(conn, &mut synclog::Chain::default(), ctx, dossier_id, now, &HashMap::new(), None)
+    recompute_with(conn, &mut synclog::Chain::default(), ctx, dossier_id, now, &HashMap::new())
 }
 
 /// `recompute`, taking the members just stored from memory rather than parsing them back.
@@ -500,8 +632,57 @@ fn members_of(
         .collect()
 }
 
-/// `single`: the case was created just now by this one record, so its members and prior state are
-/// known without reading them back.
+/// A case started by a record of this page and still its only member: the dossier row was
+/// written final by `link`; what remains is the log entry and the portal's work.
+fn started(
+    conn: &Connection,
+    log: &mut synclog::Chain,
+    ctx: &MergeCtx,
+    dossier_id: i64,
+    p: &Prepared,
+    now: Timestamp,
+) -> anyhow::Result<u32> {
+    let (rec, s) = (&p.record, &p.solo);
+    log.append(
+        conn,
+        now,
+        &Entry::new(
+            Level::Info,
+            "dossier.created",
+            format!(
+                "new record {} ({}) starts the case; status {}",
+                rec.native_id,
+                rec.procedure.code,
+                Status::from_code(s.status).unwrap_or(rec.status)
+            ),
+        )
+        .source(&rec.source)
+        .dossier(&rec.code)
+        .details(json!({"version": 1, "members": [format!("{}/{}", rec.source, rec.native_id)]})),
+    )?;
+    if !ctx.pushes(&rec.source) {
+        return Ok(0);
+    }
+    let written = outbox::enqueue(
+        conn,
+        outbox::NewRow {
+            dossier_id,
+            code: &rec.code,
+            kind: outbox::Kind::Upsert,
+            version: 1,
+            content_hash: &s.object_hash,
+            payload: &s.object_text,
+            deadline: rec.due_at,
+            fresh: true,
+        },
+        now,
+    )?;
+    for step in &s.steps {
+        outbox::enqueue_progress(conn, &rec.code, step, now)?;
+    }
+    Ok(written)
+}
+
 fn recompute_with(
     conn: &Connection,
     log: &mut synclog::Chain,
@@ -509,26 +690,24 @@ fn recompute_with(
     dossier_id: i64,
     now: Timestamp,
     fresh: &HashMap<(&str, &str), &SourceRecord>,
-    single: Option<&Prepared>,
 ) -> anyhow::Result<u32> {
-    type Prior = (Option<u8>, Option<String>, String, i64, Option<String>);
-    let (records, prior): (Vec<SourceRecord>, Prior) = match single {
-        Some(p) => (vec![p.record.clone()], (None, None, p.record.code.clone(), 0, None)),
-        None => {
-            // A case joined into another earlier in this page no longer exists.
-            let Some(prior) = conn
-                .prepare_cached(
-                    "SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1",
-                )?
-                .query_row([dossier_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                .optional()?
-            else {
-                return Ok(0);
-            };
-            (members_of(conn, dossier_id, fresh)?, prior)
-        }
+    // A case joined into another earlier in this page no longer exists.
+    let Some(prior) = conn
+        .prepare_cached("SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1")?
+        .query_row([dossier_id], |r| {
+            Ok((
+                r.get::<_, Option<u8>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })
+        .optional()?
+    else {
+        return Ok(0);
     };
-    let brand_new = single.is_some();
+    let records = members_of(conn, dossier_id, fresh)?;
     let (prev_status, prev_hash, prev_code, version, prev_conflict) = prior;
     let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: ctx.kind(&r.source) }).collect();
     let previous = prev_status.and_then(Status::from_code);
@@ -560,14 +739,8 @@ fn recompute_with(
         }
         MergeOutcome::Ok(c) => c,
     };
-    let (object, hash) = match single {
-        Some(p) => (p.solo.object_text.clone(), p.solo.object_hash.clone()),
-        None => {
-            let text = payload::dossier_object(&canonical.state, None).to_string();
-            let hash = sha256_hex(text.as_bytes());
-            (text, hash)
-        }
-    };
+    let object = payload::dossier_object(&canonical.state, None).to_string();
+    let hash = sha256_hex(object.as_bytes());
     let code = canonical.portal_code.clone();
     let changed = prev_hash.as_deref() != Some(hash.as_str()) || prev_code != code;
     let version = if changed { version + 1 } else { version };
@@ -584,24 +757,11 @@ fn recompute_with(
             canonical.state.received_at.map(ts),
             version,
             hash,
-            // The decision, not the state: the state is the members' and is recomputed from them.
-            json!({
-                "portal_code": canonical.portal_code,
-                "authority": canonical.authority,
-                "authority_reason": canonical.authority_reason,
-                "other_codes": canonical.other_codes,
-            })
-            .to_string(),
+            decision(&canonical),
             ts(now)
         ])?;
         let kind = if prev_hash.is_none() { "dossier.created" } else { "dossier.changed" };
-        let mut msg = match single {
-            Some(p) => format!(
-                "new record {} ({}) starts the case; status {}",
-                p.record.native_id, p.record.procedure.code, canonical.state.status
-            ),
-            None => format!("status {} ({})", canonical.state.status, canonical.authority_reason.describe()),
-        };
+        let mut msg = format!("status {} ({})", canonical.state.status, canonical.authority_reason.describe());
         if prev_code != code && prev_hash.is_some() {
             msg.push_str(&format!("; portal code now {code} (was {prev_code}): earliest receipt"));
         }
@@ -631,17 +791,13 @@ fn recompute_with(
                 content_hash: &hash,
                 payload: &object,
                 deadline: canonical.state.due_at,
-                fresh: brand_new,
+                fresh: false,
             },
             now,
         )?;
     }
-    let steps = match single {
-        Some(p) => p.solo.steps.clone(),
-        None => canonical.state.steps.iter().map(|s| outbox::StepItem::of(&code, s)).collect(),
-    };
-    for step in &steps {
-        outbox::enqueue_progress(conn, &code, step, now)?;
+    for step in canonical.state.steps.iter().map(|s| outbox::StepItem::of(&code, s)) {
+        outbox::enqueue_progress(conn, &code, &step, now)?;
     }
     // Every other code of the case must not stay live on the portal.
     for other in &canonical.other_codes {
@@ -774,6 +930,73 @@ mod tests {
         assert_eq!(solo.object_text, payload::dossier_object(&c.state, None).to_string());
         let steps: Vec<String> = c.state.steps.iter().map(|s| outbox::StepItem::of(&c.portal_code, s).text).collect();
         assert_eq!(solo.steps.iter().map(|s| s.text.clone()).collect::<Vec<_>>(), steps);
+        // The dossier row written on the fast path is the one the full recompute decides: running
+        // the recompute afterwards finds nothing to change and queues nothing more.
+        let (_d, mut conn, ctx) = setup();
+        ingest_page(&mut conn, &ctx, page("moj", &r), now()).unwrap();
+        let row = |conn: &Connection| -> (i64, String, String, Option<String>) {
+            conn.query_row("SELECT version, content_hash, canonical, due_at FROM dossiers", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap()
+        };
+        let before = row(&conn);
+        assert_eq!(before.0, 1);
+        assert_eq!(recompute(&conn, &ctx, 1, now()).unwrap(), 0);
+        assert_eq!(row(&conn), before);
+        let queued: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).unwrap();
+        assert_eq!(queued, 1);
+    }
+
+    #[test]
+    fn the_same_new_record_twice_in_a_page_is_stored_once_as_its_later_copy() {
+        let (_d, mut conn, ctx) = setup();
+        let a = rec("city", "C-2", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        let mut b = a.clone();
+        b.status = Status::Processing;
+        b.updated_at = "2026-02-03T02:00:00Z".parse().unwrap();
+        let mut page = page("city", &a);
+        page.items.push(Incoming::mapped(b.clone(), &serde_json::to_value(&b).unwrap()));
+        page.items.push(Incoming::mapped(b.clone(), &serde_json::to_value(&b).unwrap()));
+        let r = ingest_page(&mut conn, &ctx, page, now()).unwrap();
+        assert_eq!((r.new, r.changed, r.unchanged), (1, 0, 1));
+        let (records, status): (i64, i64) = conn
+            .query_row("SELECT COUNT(*), MAX(status) FROM source_records", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!((records, status), (1, 4));
+        assert_eq!(send_all(&mut conn), vec![("C-2".to_string(), outbox::Kind::Upsert, "4".to_string())]);
+    }
+
+    #[test]
+    fn a_record_whose_reference_changed_is_no_longer_found_by_the_old_one() {
+        let (_d, mut conn, ctx) = setup();
+        let mut m = rec("moj", "M-3", "2026-02-03T02:00:00Z", "2026-02-03T02:00:00Z", Status::Received);
+        m.reference_codes = vec!["C-WRONG".into()];
+        ingest_page(&mut conn, &ctx, page("moj", &m), now()).unwrap();
+        // The ministry corrects the reference before the city copy appears.
+        m.reference_codes = vec!["C-3".into()];
+        m.updated_at = "2026-02-04T02:00:00Z".parse().unwrap();
+        assert_eq!(ingest_page(&mut conn, &ctx, page("moj", &m), now()).unwrap().changed, 1);
+        let codes: Vec<String> = conn
+            .prepare("SELECT code FROM record_codes ORDER BY code")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(codes, vec!["C-3".to_string(), "M-3".to_string()], "the old reference is forgotten");
+        let wrong = rec("city", "C-WRONG", "2026-02-01T02:00:00Z", "2026-02-01T02:00:00Z", Status::Received);
+        ingest_page(&mut conn, &ctx, page("city", &wrong), now()).unwrap();
+        let right = rec("city", "C-3", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        ingest_page(&mut conn, &ctx, page("city", &right), now()).unwrap();
+        let cases: Vec<(String, i64)> = conn
+            .prepare("SELECT d.portal_code, COUNT(*) FROM dossiers d JOIN source_records r ON r.dossier_id = d.id GROUP BY d.id ORDER BY 1")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(cases, vec![("C-3".to_string(), 2), ("C-WRONG".to_string(), 1)]);
     }
 
     #[test]

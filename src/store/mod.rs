@@ -7,6 +7,7 @@
 //!   every transaction runs to completion on that thread even while the daemon shuts down.
 //! - `ingest`, `outbox`, `synclog`, `report`: what is stored and how it is read.
 
+mod checkpoint;
 pub mod ingest;
 pub mod outbox;
 pub mod report;
@@ -23,6 +24,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_init.sql"),
     include_str!("migrations/0002_source_health.sql"),
     include_str!("migrations/0003_record_codes_index.sql"),
+    include_str!("migrations/0004_drop_record_codes_record.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -70,6 +72,8 @@ pub fn open_writer(path: &Path) -> anyhow::Result<Connection> {
     pragmas(&conn).with_context(|| format!("cannot configure database {}", path.display()))?;
     // Ingest runs a few dozen distinct statements per record: keep them all prepared.
     conn.set_prepared_statement_cache_capacity(128);
+    // Most of the checkpointing runs on a thread of its own (see `checkpoint`).
+    conn.pragma_update(None, "wal_autocheckpoint", checkpoint::WRITER_PAGES)?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
     let v = version(&tx)?;
     refuse_newer(path, v)?;
@@ -153,11 +157,22 @@ impl Writer {
     /// after finishing the jobs already sent.
     pub fn start(mut conn: Connection) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        // The checkpointer is told of each job (at most one notice waits) and ends with the writer.
+        let (commits, notices) = std::sync::mpsc::sync_channel::<()>(1);
+        let db = conn.path().filter(|p| !p.is_empty()).map(PathBuf::from);
+        let checkpointer = db.and_then(|db| {
+            std::thread::Builder::new().name("store-checkpoint".into()).spawn(move || checkpoint::run(db, notices)).ok()
+        });
         let handle = std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     job(&mut conn);
+                    let _ = commits.try_send(());
+                }
+                drop(commits);
+                if let Some(c) = checkpointer {
+                    let _ = c.join();
                 }
             })
             .unwrap_or_else(|e| panic!("cannot start the store writer thread: {e}"));
