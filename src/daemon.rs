@@ -124,7 +124,8 @@ async fn retry_quarantine(
             continue;
         }
         let mapper = Mapper::new(src.descriptor.clone());
-        let items: Vec<Incoming> = pending.iter().map(|raw| crate::source::incoming(&mapper, &name, raw)).collect();
+        let items: Vec<Incoming> =
+            pending.into_iter().map(|(text, raw)| crate::source::incoming(&mapper, &name, &raw, Some(text))).collect();
         let total = items.len();
         let mapped = items.iter().filter(|i| matches!(i, Incoming::Mapped(_))).count();
         if mapped == 0 {

@@ -38,6 +38,9 @@ pub struct PageRequest {
 #[derive(Debug, Clone)]
 pub struct PageAnswer {
     pub records: Vec<Value>,
+    /// Each record's text as the source sent it, when it could be found in the body (otherwise
+    /// the stored payload is the parsed record written out again).
+    pub texts: Option<Vec<String>>,
     /// Where the next page starts; `None` on the last page.
     pub next: Option<Position>,
 }
@@ -214,7 +217,7 @@ impl HttpFetch {
             PageStyle::Token => token.map(Position::Token),
             PageStyle::Link => link.map(Position::Link),
         };
-        Ok(PageAnswer { records, next })
+        Ok(PageAnswer { records, texts: None, next })
     }
 
     async fn fetch_once(&mut self, req: &PageRequest) -> Result<PageAnswer, Failure> {
@@ -241,7 +244,11 @@ impl HttpFetch {
                     other => return Err(other),
                 }
             }
-            return self.read(req, net::parse_json(&text)?);
+            let mut answer = self.read(req, net::parse_json(&text)?)?;
+            answer.texts = super::raw::records_text(&text, &self.descriptor.response.records)
+                .filter(|t| t.len() == answer.records.len())
+                .map(|t| t.iter().map(|r| r.get().to_string()).collect());
+            return Ok(answer);
         }
         Err(Failure::Permanent("credentials refused twice".into()))
     }

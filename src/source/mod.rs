@@ -25,6 +25,7 @@
 pub mod auth;
 pub mod breaker;
 pub mod fetch;
+mod raw;
 pub mod runner;
 #[cfg(test)]
 mod walk_props;
@@ -47,10 +48,12 @@ use fetch::{Fetch, PageRequest, Position};
 const MAX_PAGES: u64 = 1_000_000;
 
 /// Map one raw record for the store: mapped, or quarantined with the reason.
-pub fn incoming(mapper: &Mapper, source: &str, raw: &serde_json::Value) -> Incoming {
+/// `text`: the record as the source sent it, if known.
+pub fn incoming(mapper: &Mapper, source: &str, raw: &serde_json::Value, text: Option<String>) -> Incoming {
+    let text = text.unwrap_or_else(|| raw.to_string());
     match mapper.map(source, raw) {
-        Ok(r) => Incoming::mapped(r, raw),
-        Err(e) => Incoming::bad(mapper.native_id(raw), e.to_string(), raw),
+        Ok(r) => Incoming::mapped(r, text),
+        Err(e) => Incoming::bad(mapper.native_id(raw), e.to_string(), text),
     }
 }
 
@@ -106,9 +109,17 @@ impl<F: Fetch> Poller<F> {
         }
     }
 
-    fn map_page(&self, raw: Vec<serde_json::Value>) -> (Vec<Incoming>, Vec<(Timestamp, String)>) {
+    fn map_page(
+        &self,
+        raw: Vec<serde_json::Value>,
+        texts: Option<Vec<String>>,
+    ) -> (Vec<Incoming>, Vec<(Timestamp, String)>) {
         let keys = raw.iter().filter_map(|v| Some((self.mapper.updated_at(v)?, self.mapper.native_id(v)?))).collect();
-        let items = raw.iter().map(|v| incoming(&self.mapper, &self.name, v)).collect();
+        let mut texts = texts.map(Vec::into_iter);
+        let items = raw
+            .iter()
+            .map(|v| incoming(&self.mapper, &self.name, v, texts.as_mut().and_then(Iterator::next)))
+            .collect();
         (items, keys)
     }
 
@@ -224,7 +235,7 @@ impl<F: Fetch> Poller<F> {
             };
             prev_ids = answer.records.iter().map(|v| self.mapper.native_id(v)).collect();
             let n = answer.records.len();
-            let (items, keys) = self.map_page(answer.records);
+            let (items, keys) = self.map_page(answer.records, answer.texts);
             report.pages += 1;
             report.records += n as u32;
             let page_max = keys.iter().max().cloned();

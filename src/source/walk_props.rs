@@ -137,7 +137,7 @@ impl Fetch for FakeFetch {
             (Style::Offset, _) => Position::Offset((offset + self.size) as u64),
             (Style::Token, _) => Position::Token(end.to_string()),
         });
-        let answer = PageAnswer { records, next };
+        let answer = PageAnswer { records, texts: None, next };
         up.last_answer = Some(answer.clone());
         Ok(answer)
     }

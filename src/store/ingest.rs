@@ -122,9 +122,8 @@ pub struct BadRecord {
 }
 
 impl Incoming {
-    /// A record that mapped.
-    pub fn mapped(record: SourceRecord, raw: &serde_json::Value) -> Incoming {
-        let raw_text = raw.to_string();
+    /// A record that mapped, and its payload as received.
+    pub fn mapped(record: SourceRecord, raw_text: String) -> Incoming {
         let raw_hash = sha256_hex(raw_text.as_bytes());
         let mapped_json = serde_json::to_string(&record).unwrap_or_default();
         let solo = Solo::of(&record);
@@ -132,8 +131,7 @@ impl Incoming {
     }
 
     /// A record that did not map, and why.
-    pub fn bad(native_id: Option<String>, reason: String, raw: &serde_json::Value) -> Incoming {
-        let raw_text = raw.to_string();
+    pub fn bad(native_id: Option<String>, reason: String, raw_text: String) -> Incoming {
         let raw_hash = sha256_hex(raw_text.as_bytes());
         Incoming::Bad(Box::new(BadRecord { native_id, reason, raw_text, raw_hash }))
     }
@@ -302,9 +300,9 @@ pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp
     Ok(report)
 }
 
-/// The unresolved quarantined payloads of a source (the newest per record), to map again after a
-/// descriptor fix.
-pub fn pending_quarantine(conn: &Connection, source: &str) -> anyhow::Result<Vec<serde_json::Value>> {
+/// The unresolved quarantined payloads of a source (the newest per record), as stored and parsed,
+/// to map again after a descriptor fix.
+pub fn pending_quarantine(conn: &Connection, source: &str) -> anyhow::Result<Vec<(String, serde_json::Value)>> {
     let mut stmt = conn.prepare_cached(
         "SELECT raw FROM quarantine q WHERE source = ?1 AND resolved_at IS NULL
            AND last_at = (SELECT MAX(last_at) FROM quarantine q2
@@ -312,7 +310,7 @@ pub fn pending_quarantine(conn: &Connection, source: &str) -> anyhow::Result<Vec
          ORDER BY last_at",
     )?;
     let raws = stmt.query_map([source], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>()?;
-    Ok(raws.iter().filter_map(|r| serde_json::from_str(r).ok()).collect())
+    Ok(raws.into_iter().filter_map(|r| serde_json::from_str(&r).ok().map(|v| (r, v))).collect())
 }
 
 /// Returns true when this is a new quarantine entry (not the same bad payload seen again).
@@ -835,7 +833,7 @@ mod tests {
 
     fn page(source: &str, r: &SourceRecord) -> Page {
         let raw = serde_json::to_value(r).unwrap();
-        Page { source: source.into(), items: vec![Incoming::mapped(r.clone(), &raw)], cursor: None }
+        Page { source: source.into(), items: vec![Incoming::mapped(r.clone(), raw.to_string())], cursor: None }
     }
 
     fn now() -> Timestamp {
@@ -956,8 +954,8 @@ mod tests {
         b.status = Status::Processing;
         b.updated_at = "2026-02-03T02:00:00Z".parse().unwrap();
         let mut page = page("city", &a);
-        page.items.push(Incoming::mapped(b.clone(), &serde_json::to_value(&b).unwrap()));
-        page.items.push(Incoming::mapped(b.clone(), &serde_json::to_value(&b).unwrap()));
+        page.items.push(Incoming::mapped(b.clone(), serde_json::to_string(&b).unwrap()));
+        page.items.push(Incoming::mapped(b.clone(), serde_json::to_string(&b).unwrap()));
         let r = ingest_page(&mut conn, &ctx, page, now()).unwrap();
         assert_eq!((r.new, r.changed, r.unchanged), (1, 0, 1));
         let (records, status): (i64, i64) = conn
@@ -1010,7 +1008,7 @@ mod tests {
             items: vec![Incoming::bad(
                 Some("x1".into()),
                 "field `status`: bad".into(),
-                &serde_json::json!({"id": "x1"}),
+                serde_json::json!({"id": "x1"}).to_string(),
             )],
             cursor: Some(("2026-02-02T02:00:00Z".parse().unwrap(), "x1".into())),
         };
