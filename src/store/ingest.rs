@@ -583,8 +583,12 @@ fn link(
     for &other in ids.iter().filter(|&&i| i != target) {
         conn.prepare_cached("UPDATE source_records SET dossier_id = ?1 WHERE dossier_id = ?2")?
             .execute(params![target, other])?;
-        conn.prepare_cached("UPDATE outbox SET dossier_id = ?1 WHERE dossier_id = ?2")?
-            .execute(params![target, other])?;
+        // Found by code (the outbox has no index by case): its rows carry its members' codes.
+        conn.prepare_cached(
+            "UPDATE outbox SET dossier_id = ?1
+             WHERE code IN (SELECT code FROM source_records WHERE dossier_id = ?1) AND dossier_id = ?2",
+        )?
+        .execute(params![target, other])?;
         let other_code: String =
             conn.prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?.query_row([other], |r| r.get(0))?;
         conn.prepare_cached("DELETE FROM dossiers WHERE id = ?1")?.execute([other])?;

@@ -25,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0002_source_health.sql"),
     include_str!("migrations/0003_record_codes_index.sql"),
     include_str!("migrations/0004_drop_record_codes_record.sql"),
+    include_str!("migrations/0005_outbox_key.sql"),
 ];
 
 /// The schema version this binary writes.
@@ -274,6 +275,35 @@ mod tests {
         assert!(e.contains("newer"), "{e}");
         let e = open_reader(&db).unwrap_err().to_string();
         assert!(e.contains("newer"), "{e}");
+    }
+
+    #[test]
+    fn queued_work_survives_the_outbox_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let conn = Connection::open(&db).unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 4).unwrap();
+        conn.execute(
+            "INSERT INTO outbox (dossier_id, code, kind, version, content_hash, idem_key, payload, enqueued_at, next_attempt_at)
+             VALUES (1, 'H26.1', 'upsert', 2, 'abc', 'H26.1:upsert:2:abc', '{}', 't', 't')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+        let conn = open_writer(&db).unwrap();
+        let row: (String, i64, String) = conn
+            .query_row("SELECT code, version, content_hash FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap();
+        assert_eq!(row, ("H26.1".to_string(), 2, "abc".to_string()));
+        let plan: String = conn
+            .query_row("EXPLAIN QUERY PLAN SELECT 1 FROM outbox WHERE code = 'x' AND content_hash = 'y'", [], |r| {
+                r.get(3)
+            })
+            .unwrap();
+        assert!(plan.contains("INDEX sqlite_autoindex_outbox_1 (code=?)"), "look-ups by code use the key: {plan}");
     }
 
     #[test]

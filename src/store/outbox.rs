@@ -105,21 +105,20 @@ pub fn enqueue(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> anyhow::Re
         conn.prepare_cached("DELETE FROM outbox WHERE code = ?1")?.execute([row.code])?;
         return Ok(0);
     }
-    conn.prepare_cached("DELETE FROM outbox WHERE code = ?1 AND idem_key <> ?2")?
-        .execute(params![row.code, idem_key(&row)])?;
+    // Older states of the code are superseded; the same state is kept (the idempotency key).
+    conn.prepare_cached(
+        "DELETE FROM outbox WHERE code = ?1 AND NOT (kind = ?2 AND version = ?3 AND content_hash = ?4)",
+    )?
+    .execute(params![row.code, row.kind.as_str(), row.version, row.content_hash])?;
     insert(conn, &row, now)
-}
-
-/// The row's idempotency key: (code, kind, version, content hash).
-fn idem_key(row: &NewRow<'_>) -> String {
-    format!("{}:{}:{}:{}", row.code, row.kind.as_str(), row.version, &row.content_hash[..16])
 }
 
 fn insert(conn: &Connection, row: &NewRow<'_>, now: Timestamp) -> anyhow::Result<u32> {
     let n = conn
         .prepare_cached(
-            "INSERT OR IGNORE INTO outbox (dossier_id, code, kind, version, content_hash, idem_key, payload, deadline, enqueued_at, next_attempt_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+            "INSERT OR IGNORE INTO outbox (dossier_id, code, kind, version, content_hash, payload, deadline, enqueued_at,
+                                           next_attempt_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
         )?
         .execute(params![
             row.dossier_id,
@@ -127,7 +126,6 @@ fn insert(conn: &Connection, row: &NewRow<'_>, now: Timestamp) -> anyhow::Result
             row.kind.as_str(),
             row.version,
             row.content_hash,
-            idem_key(row),
             row.payload,
             row.deadline.map(ts),
             ts(now)
