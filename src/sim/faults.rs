@@ -1,9 +1,11 @@
 //! Misbehaviour on demand for the six upstream systems: what the seeds report of ministry systems at
 //! peak hours (slow, hanging, failing), and what a poller must survive to keep its promise (pages
-//! served twice, records moving between pages, clocks that disagree).
+//! served twice, records moving between pages, clocks that disagree), and what it needs a full sweep
+//! for (records changed without their updated time moving).
 //!
 //! Every draw comes from one generator per system seeded from `SimOptions::seed`, and every request
 //! draws the same number of values whatever is switched on, so a run with the same requests replays.
+//! The world's change rounds draw from a second generator per system, for the same reason.
 //! The portal is not affected: it has its own outage switch.
 
 use std::{collections::HashMap, time::Duration};
@@ -19,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::{Shared, model::Source};
 
-/// How one upstream system misbehaves. Probabilities are per request, from 0 to 1.
+/// How one upstream system misbehaves. Probabilities are from 0 to 1, per request except where said.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Faults {
@@ -42,6 +44,10 @@ pub struct Faults {
     pub modify_during_walk: f64,
     /// The system stamps its changes with the world's time plus this many seconds.
     pub clock_skew_secs: i64,
+    /// At each change round of the world (a tick, or `World::change_now`), one of this system's
+    /// records, drawn at random, changes without its updated time moving (see
+    /// `World::silent_change`): a change incremental polls by updated time do not look for.
+    pub silent_change: f64,
 }
 
 impl Faults {
@@ -55,6 +61,7 @@ impl Faults {
             &mut self.html_200,
             &mut self.duplicate_page,
             &mut self.modify_during_walk,
+            &mut self.silent_change,
         ] {
             *p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
         }
@@ -66,8 +73,16 @@ impl Faults {
 pub const HANG: Duration = Duration::from_secs(300);
 
 /// The names the fault counters are kept under (`SimStats::faults_fired`).
-pub const KINDS: [&str; 7] =
-    ["error_5xx", "throttle_429", "hang", "truncated", "html_200", "duplicate_page", "modify_during_walk"];
+pub const KINDS: [&str; 8] = [
+    "error_5xx",
+    "throttle_429",
+    "hang",
+    "truncated",
+    "html_200",
+    "duplicate_page",
+    "modify_during_walk",
+    "silent_change",
+];
 
 /// The kind of request a fault may hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +115,9 @@ pub struct Plan {
 struct SystemFaults {
     faults: Faults,
     rng: fastrand::Rng,
+    /// The draws made at the world's change rounds, apart from the requests' own: rounds come on
+    /// a real-time ticker, so sharing one stream would make the requests' draws depend on timing.
+    round_rng: fastrand::Rng,
     /// The last page served per walk key: what a duplicated page repeats.
     walks: HashMap<String, Bytes>,
 }
@@ -117,11 +135,15 @@ impl FaultBook {
     pub fn new(seed: u64) -> Self {
         let systems = Source::ALL
             .iter()
-            .map(|s| SystemFaults {
-                faults: Faults::default(),
+            .map(|s| {
                 // Distinct streams per system, all from the one seed.
-                rng: fastrand::Rng::with_seed(seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(s.index() as u64 + 1))),
-                walks: HashMap::new(),
+                let stream = seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(s.index() as u64 + 1));
+                SystemFaults {
+                    faults: Faults::default(),
+                    rng: fastrand::Rng::with_seed(stream),
+                    round_rng: fastrand::Rng::with_seed(stream.rotate_left(32) ^ 0x5111_e47c_4a49_e000),
+                    walks: HashMap::new(),
+                }
             })
             .collect();
         Self { systems, fired: KINDS.iter().map(|k| ((*k).to_owned(), 0)).collect() }
@@ -140,7 +162,23 @@ impl FaultBook {
     }
 
     fn count(&mut self, kind: &str) {
-        *self.fired.entry(kind.to_owned()).or_default() += 1;
+        self.count_n(kind, 1);
+    }
+
+    pub fn count_n(&mut self, kind: &str, n: u64) {
+        *self.fired.entry(kind.to_owned()).or_default() += n;
+    }
+
+    /// The systems whose `silent_change` fires at this change round. One draw per system whatever
+    /// is switched on, so the stream does not depend on the settings.
+    pub fn silent_draws(&mut self) -> Vec<Source> {
+        let mut out = Vec::new();
+        for (s, system) in Source::ALL.iter().zip(&mut self.systems) {
+            if system.round_rng.f64() < system.faults.silent_change {
+                out.push(*s);
+            }
+        }
+        out
     }
 }
 

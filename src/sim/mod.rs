@@ -13,7 +13,7 @@
 //! - `world`: the records, the cases they form, the change rules, the list order and the expected
 //!   portal truth; bulk records for the ingest benchmark.
 //! - `faults`: misbehaviour on demand (errors, throttling, hangs, broken bodies, unstable pages,
-//!   clock skew).
+//!   clock skew, changes that leave the updated time alone).
 //! - `portal`: the portal contract of `spec/dvcqg-portal.md` and the `/_sim/*` introspection.
 
 mod catalogue;
@@ -217,6 +217,22 @@ pub struct ExpectedDossier {
     pub returned_at: Option<Timestamp>,
 }
 
+/// One record a silent change moved one step along its life, its updated time left as it was
+/// (see [`World::silent_change`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SilentChange {
+    /// The system holding the record: `"city"`, `"moj"`, …
+    pub system: String,
+    pub native_id: String,
+    /// The record's own dossier code.
+    pub code: String,
+    /// The code the portal shows its case under (the earliest member's, maybe another system's).
+    pub portal_code: String,
+    /// The status before and after.
+    pub from: u8,
+    pub to: u8,
+}
+
 /// What the portal holds under one `MaHoSo`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortalCopy {
@@ -253,7 +269,8 @@ pub struct SimStats {
     pub rejected_calls: u64,
     pub outage_answers: u64,
     /// Upstream faults that took effect, by kind (`error_5xx`, `throttle_429`, `hang`, `truncated`,
-    /// `html_200`, `duplicate_page`, `modify_during_walk`).
+    /// `html_200`, `duplicate_page`, `modify_during_walk`, and `silent_change`: records changed
+    /// silently, drawn or asked for).
     #[serde(default)]
     pub faults_fired: BTreeMap<String, u64>,
     pub paused: bool,
@@ -335,14 +352,31 @@ impl Shared {
         self.lock_upstream().paused = paused;
     }
 
-    /// One round of changes stamped with the current sim second, unless paused (or forced).
+    /// One round of changes stamped with the current sim second, unless paused (or forced), and
+    /// the silent changes the `silent_change` faults draw for it.
     fn round(&self, force: bool) -> u32 {
         let now = model::whole_second(self.now());
+        // Drawn, and counted, outside the upstream lock: nesting the two locks would give them an
+        // order to keep, and the faults lock held through a round would stall every request's gate.
+        let silent = self.lock_faults().silent_draws();
         let mut up = self.lock_upstream();
         if up.paused && !force {
             return 0;
         }
-        up.round(now, self.opts.changes_per_tick, self.opts.malformed_every, None)
+        let made = up.round(now, self.opts.changes_per_tick, self.opts.malformed_every, None);
+        let quiet: usize = silent.into_iter().map(|s| up.silent_change(s, 1, now, false).len()).sum();
+        drop(up);
+        self.lock_faults().count_n("silent_change", quiet as u64);
+        made + quiet as u32
+    }
+
+    /// Changes up to `n` of `source`'s records without moving their updated time, the ones updated
+    /// longest ago first; even while paused, because it was asked for.
+    fn silent_change(&self, source: Source, n: usize) -> Vec<SilentChange> {
+        let now = model::whole_second(self.now());
+        let changed = self.lock_upstream().silent_change(source, n, now, true);
+        self.lock_faults().count_n("silent_change", changed.len() as u64);
+        changed
     }
 
     /// A forced round confined to one system's records (or all): the `modify_during_walk` fault.
@@ -568,6 +602,18 @@ impl World {
     /// Makes one round of changes now, even while paused; returns how many changes were made.
     pub fn change_now(&self) -> u32 {
         self.shared.round(true)
+    }
+
+    /// Changes up to `n` of a system's open (or finished, not yet returned) records one step along
+    /// their life, as a change round would, but leaves their updated time as it was: a change
+    /// incremental polls by updated time do not look for, which a full sweep reads (and a walk that
+    /// re-reads the record anyway, such as the first page of a system listed newest first). The
+    /// records updated longest ago are taken first, so no poll's lookback reaches them. Happens even
+    /// while paused (it was asked for); only authoritative records are changed, so
+    /// [`World::expected_portal`] moves with each. Returns what changed (fewer than `n` when the
+    /// system has fewer such records).
+    pub fn silent_change(&self, system: &str, n: usize) -> anyhow::Result<Vec<SilentChange>> {
+        Ok(self.shared.silent_change(source(system)?, n))
     }
 
     /// While down, the portal answers HTTP 503 with `Retry-After: 1` to every call.

@@ -2,8 +2,8 @@
 //! auth, `DongBoHoSoMC`, `CapNhatTienDoHoSoMC`, `TraCuuHoSo`, the portal's lateness judgement, and
 //! the simulator's own `/_sim/*` introspection and controls for tests that run the world as a
 //! separate process: `expected`, `quarantine`, `portal`, `stats`, `now`, `systems` (GET);
-//! `pause`, `resume`, `outage?down=`, `faults?system=` (a JSON `Faults`; GET lists them all) and
-//! `bulk?system=&n=` (POST).
+//! `pause`, `resume`, `outage?down=`, `faults?system=` (a JSON `Faults`; GET lists them all),
+//! `bulk?system=&n=` and `silent?system=&n=` (POST).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -419,6 +419,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/faults", get(sim_faults).post(sim_set_faults))
         .route("/_sim/systems", get(sim_systems))
         .route("/_sim/bulk", post(sim_bulk))
+        .route("/_sim/silent", post(sim_silent))
         .with_state(shared)
 }
 
@@ -592,6 +593,18 @@ async fn sim_set_faults(
     };
     shared.set_faults(source, faults);
     Json(json!({ "ok": true, "system": source.name(), "faults": shared.lock_faults().get(source) })).into_response()
+}
+
+/// Changes records without moving their updated time, from another process (see
+/// `World::silent_change`): `POST /_sim/silent?system=city&n=3` answers the changes made.
+async fn sim_silent(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let Some(source) = system_param(&q) else {
+        return bad_request(SYSTEM_EXPECTED);
+    };
+    let Some(n) = q.get("n").and_then(|n| n.parse::<usize>().ok()) else {
+        return bad_request("expected ?n= a record count");
+    };
+    Json(shared.silent_change(source, n)).into_response()
 }
 
 /// The upstream systems as a client configures them (address, adapter, credentials).

@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp, civil::Date};
 use serde_json::Value;
 
 use super::{
-    ExpectedDossier,
+    ExpectedDossier, SilentChange,
     catalogue::{ApplicantKind, Catalogue, Procedure},
     city,
     faults::RECORDS,
@@ -782,7 +782,7 @@ impl Upstream {
                 made += 1;
             } else if !candidates.is_empty() {
                 let m = candidates[self.rng.usize(..candidates.len())];
-                self.advance(m, now);
+                self.advance(m, now, true);
                 touched.insert(m);
                 made += 1;
             }
@@ -1041,8 +1041,54 @@ impl Upstream {
         self.reindex(m, None);
     }
 
-    /// Moves an open (or finished, not yet returned) dossier one step along its life.
-    fn advance(&mut self, m: Member, now: Timestamp) {
+    /// Moves up to `n` of `source`'s open (or finished, not yet returned) records one step along
+    /// their life, as a round does, but leaves their updated time where it was: what a system does
+    /// when a change bypasses whatever bumps that time (a fix straight in its database, a batch
+    /// job). An incremental poll by updated time does not look for such a change; a full sweep
+    /// reads it. Only authoritative members are changed, so the expected portal truth moves with
+    /// each one.
+    ///
+    /// `oldest_first` takes the records updated longest ago: they sit furthest behind any cursor, so
+    /// no lookback reaches them and a test knows the change is invisible to incremental polls.
+    /// Otherwise they are drawn at random. Returns what changed, in the order it was changed.
+    pub fn silent_change(&mut self, source: Source, n: usize, now: Timestamp, oldest_first: bool) -> Vec<SilentChange> {
+        let mut candidates: Vec<(Timestamp, Member, String)> = self
+            .cases
+            .iter()
+            .filter_map(|case| {
+                let m = self.authoritative(case).filter(|m| m.0 == source)?;
+                let d = self.dossier(m).filter(|d| matches!(d.status, 2 | 4 | 5 | 9))?;
+                let (_, first) = self.earliest(case)?;
+                Some((d.updated_at, m, first.code.clone()))
+            })
+            .collect();
+        if oldest_first {
+            candidates.sort_unstable_by_key(|(updated, m, _)| (*updated, m.1));
+        } else {
+            self.rng.shuffle(&mut candidates);
+        }
+        let mut out = Vec::new();
+        for (_, m, portal_code) in candidates.into_iter().take(n) {
+            let Some(from) = self.dossier(m).map(|d| d.status) else { continue };
+            self.advance(m, now, false);
+            let Some(d) = self.dossier(m).filter(|d| d.status != from) else { continue };
+            out.push(SilentChange {
+                system: source.name().to_owned(),
+                native_id: d.native_id.clone(),
+                code: d.code.clone(),
+                portal_code,
+                from,
+                to: d.status,
+            });
+        }
+        self.changes_made += out.len() as u64;
+        out
+    }
+
+    /// Moves an open (or finished, not yet returned) dossier one step along its life. `touch`:
+    /// the system stamps the change on the record's updated time, as systems normally do (see
+    /// [`Upstream::silent_change`] for one that does not).
+    fn advance(&mut self, m: Member, now: Timestamp, touch: bool) {
         let now = self.stamp(m.0, now);
         let Some(d) = self.dossier(m) else { return };
         let (status, supplements, old_updated) = (d.status, d.supplements.len(), d.updated_at);
@@ -1135,8 +1181,10 @@ impl Upstream {
             status: next,
         });
         d.status = next;
-        d.updated_at = now;
-        self.reindex(m, Some(old_updated));
+        if touch {
+            d.updated_at = now;
+            self.reindex(m, Some(old_updated));
+        }
     }
 
     /// Adds `n` synthetic well-formed records to `source`, updated one second apart up to just

@@ -38,6 +38,21 @@ impl Harness {
         Harness { dir, world, opts, config }
     }
 
+    /// Sets `key` on every source of the written configuration, for what `BridgeTuning` does not
+    /// cover (e.g. `full_sweep_interval_secs`). Call it before the daemon starts: the daemon reads
+    /// its configuration at start (and on SIGHUP).
+    pub fn set_source_option(&self, key: &str, value: impl Into<toml::Value>) {
+        let text = std::fs::read_to_string(&self.config).expect("read the configuration");
+        let mut doc: toml::Table = toml::from_str(&text).expect("the configuration is TOML");
+        let value = value.into();
+        let sources = doc.get_mut("sources").and_then(|s| s.as_array_mut()).expect("[[sources]] in the configuration");
+        for source in sources {
+            source.as_table_mut().expect("a [[sources]] table").insert(key.to_owned(), value.clone());
+        }
+        std::fs::write(&self.config, toml::to_string(&doc).expect("the configuration as TOML"))
+            .expect("write the configuration");
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("data/dvc-bridge.db")
     }
@@ -128,6 +143,23 @@ impl Harness {
 
 fn rusqlite_conn(db: &Path) -> rusqlite::Connection {
     dvc_bridge::store::open_reader(db).expect("open database")
+}
+
+/// Send a signal (`-TERM`, `-HUP`, …) to a process.
+pub fn kill(sig: &str, pid: u32) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+/// Wait until `sql` (a count) is exactly `want`.
+pub async fn wait_for(h: &Harness, sql: &str, want: i64, limit: Duration) {
+    let t0 = Instant::now();
+    loop {
+        if std::fs::metadata(h.db()).is_ok() && h.query_i64(sql) == want {
+            return;
+        }
+        assert!(t0.elapsed() < limit, "`{sql}` never reached {want}\n{}", tail(&h.daemon_logs(), 40));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 pub fn tail(s: &str, lines: usize) -> String {

@@ -277,3 +277,74 @@ async fn faults_from_the_options_replay_with_the_seed() {
     o.faults.insert("ministry".to_owned(), Faults::default());
     assert!(World::start(o).await.unwrap_err().to_string().contains("unknown system"));
 }
+
+/// `(native id, status, updated time)` of one system's records, in its list order.
+fn listing(w: &World, source: Source) -> Vec<(String, u8, Timestamp)> {
+    let up = w.shared.lock_upstream();
+    let all = up.ascending(source, 0, usize::MAX);
+    all.iter()
+        .filter_map(|r| match r {
+            super::super::world::Record::Good(d) => Some((d.native_id.clone(), d.status, d.updated_at)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_silent_change_moves_the_truth_but_neither_the_updated_time_nor_the_list_order() {
+    let w = World::start(opts()).await.unwrap();
+    let before = listing(&w, Source::Moc);
+    let changed = w.silent_change("moc", 3).unwrap();
+    assert_eq!(changed.len(), 3);
+    let after = listing(&w, Source::Moc);
+    let ids = |l: &[(String, u8, Timestamp)]| l.iter().map(|(id, _, t)| (id.clone(), *t)).collect::<Vec<_>>();
+    assert_eq!(ids(&after), ids(&before), "same records, same updated times, same order");
+    let expected = w.expected_portal();
+    let updated = |c: &crate::sim::SilentChange| before.iter().find(|r| r.0 == c.native_id).unwrap().2;
+    for c in &changed {
+        assert_eq!(c.system, "moc");
+        assert_ne!(c.from, c.to);
+        assert!(after.contains(&(c.native_id.clone(), c.to, updated(c))));
+        assert_eq!(expected[&c.portal_code].status, c.to, "the truth moved: {c:?}");
+    }
+    // The records updated longest ago go first.
+    assert!(changed.windows(2).all(|p| updated(&p[0]) <= updated(&p[1])));
+    assert_eq!(w.stats().faults_fired["silent_change"], 3);
+
+    // Over HTTP, for a world in another process; the city system has only two records it is
+    // authoritative for and that can still move, so it changes only those. Unknown systems are
+    // refused.
+    let c = client();
+    let r = c.post(format!("{}/_sim/silent?system=city&n=5", w.portal_url)).send().await.unwrap();
+    assert!(r.status().is_success());
+    let over_http: Vec<crate::sim::SilentChange> = r.json().await.unwrap();
+    assert_eq!(over_http.len(), 2);
+    assert!(over_http.iter().all(|c| c.system == "city" && w.expected_portal()[&c.portal_code].status == c.to));
+    let r = c.post(format!("{}/_sim/silent?system=portal&n=2", w.portal_url)).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(w.silent_change("ministry", 1).is_err());
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn silent_changes_drawn_at_change_rounds_leave_the_updated_time_alone() {
+    assert_eq!(Faults { silent_change: 7.0, ..Faults::default() }.clamped().silent_change, 1.0);
+    assert_eq!(Faults { silent_change: f64::NAN, ..Faults::default() }.clamped().silent_change, 0.0);
+    let w = World::start(opts()).await.unwrap();
+    w.set_faults("mof", Faults { silent_change: 1.0, ..Faults::default() });
+    let before = listing(&w, Source::Mof);
+    for _ in 0..3 {
+        w.change_now();
+    }
+    let after = listing(&w, Source::Mof);
+    // A status that moved while its updated time stayed: one per round.
+    let silent = after.iter().filter(|a| before.iter().any(|b| b.0 == a.0 && b.2 == a.2 && b.1 != a.1)).count();
+    assert!((1..=3).contains(&silent), "{silent} records changed silently");
+    assert_eq!(w.stats().faults_fired["silent_change"], 3);
+    // Paused, the rounds of the ticker change nothing, silently or not.
+    w.pause_changes();
+    let paused = w.stats().changes_made;
+    assert_eq!(w.shared.round(false), 0);
+    assert_eq!(w.stats().changes_made, paused);
+    w.shutdown().await;
+}
