@@ -25,7 +25,7 @@ use crate::source::Poller;
 use crate::source::fetch::HttpFetch;
 use crate::source::runner::Runner;
 use crate::stats::Counters;
-use crate::store::ingest::{self, Incoming, MergeCtx, Page};
+use crate::store::ingest::{self, MergeCtx};
 use crate::store::synclog::{Entry, Level};
 use crate::store::{self, Lease, Writer};
 
@@ -78,7 +78,14 @@ async fn start_workers(
         .collect();
     writer.call(move |c| ingest::register_sources(c, &registered)).await?;
     let ctx = Arc::new(merge_ctx(settings));
-    retry_quarantine(settings, writer, clock, &ctx).await?;
+    let env = crate::resync::Env {
+        settings: Arc::new(settings.clone()),
+        writer: writer.clone(),
+        clock: clock.clone(),
+        ctx: ctx.clone(),
+    };
+    // A descriptor fix (this start, or a reload) releases what it makes mappable.
+    crate::resync::retry_quarantine(&env).await?;
     let stop = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     for src in settings.sources.iter().filter(|s| s.config.enabled) {
@@ -106,47 +113,8 @@ async fn start_workers(
     let delivery =
         Delivery::new(client, writer.clone(), clock.clone(), settings.config.delivery.clone(), stats.clone());
     tasks.spawn(delivery.run(stop.clone()));
+    tasks.spawn(crate::resync::run(env, stop.clone()));
     Ok(Workers { stop, tasks })
-}
-
-/// Map every quarantined payload again with the current descriptors; what maps now is stored.
-async fn retry_quarantine(
-    settings: &Settings,
-    writer: &Writer,
-    clock: &SharedClock,
-    ctx: &Arc<MergeCtx>,
-) -> anyhow::Result<()> {
-    for src in &settings.sources {
-        let name = src.config.name.clone();
-        let n = name.clone();
-        let pending = writer.call(move |c| ingest::pending_quarantine(c, &n)).await?;
-        if pending.is_empty() {
-            continue;
-        }
-        let mapper = Mapper::new(src.descriptor.clone());
-        let items: Vec<Incoming> =
-            pending.into_iter().map(|(text, raw)| crate::source::incoming(&mapper, &name, &raw, Some(text))).collect();
-        let total = items.len();
-        let mapped = items.iter().filter(|i| matches!(i, Incoming::Mapped(_))).count();
-        if mapped == 0 {
-            continue;
-        }
-        let (ctx, now) = (ctx.clone(), clock.now());
-        let page = Page { source: name.clone(), items, cursor: None };
-        writer.call(move |c| ingest::ingest_page(c, &ctx, page, now)).await?;
-        log(
-            writer,
-            clock,
-            Entry::new(
-                Level::Info,
-                "quarantine.released",
-                format!("{mapped} of {total} quarantined record(s) map with the current descriptor and were stored"),
-            )
-            .source(&name),
-        )
-        .await;
-    }
-    Ok(())
 }
 
 /// Run the daemon until `stop` fires; each message on `reload` re-reads the configuration.
@@ -162,6 +130,10 @@ pub async fn run(
         _ = stop.cancelled() => return Ok(()),
     };
     let conn = store::open_writer(&db)?;
+    let interrupted = store::resync::requeue_interrupted(&conn)?;
+    if interrupted > 0 {
+        tracing::info!(requests = interrupted, "re-sync requests cut short by the last stop run again");
+    }
     let (writer, writer_thread) = Writer::start(conn);
     let clock = settings.clock();
     let mut workers = start_workers(&settings, &writer, &clock, &stats).await?;

@@ -22,6 +22,7 @@ pub mod core;
 pub mod daemon;
 pub mod net;
 pub mod portal;
+pub mod resync;
 pub mod sim;
 pub mod source;
 pub mod stats;

@@ -3,24 +3,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::Harness;
-
-fn kill(sig: &str, pid: u32) {
-    assert!(std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
-}
-
-async fn wait_for(h: &Harness, sql: &str, want: i64, limit: Duration) {
-    let t0 = Instant::now();
-    loop {
-        if std::fs::metadata(h.db()).is_ok() && h.query_i64(sql) == want {
-            return;
-        }
-        assert!(t0.elapsed() < limit, "`{sql}` never reached {want}\n{}", support::tail(&h.daemon_logs(), 40));
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use support::{Harness, kill, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_descriptor_fixed_and_reloaded_releases_quarantined_records() {

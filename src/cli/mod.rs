@@ -7,6 +7,7 @@ pub mod bench;
 pub mod check_config;
 pub mod demo;
 pub mod log;
+pub mod resync;
 pub mod run;
 pub mod simulate;
 pub mod status;
@@ -58,6 +59,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Read the sync log.
     Log(log::LogArgs),
+    /// Re-sync dossiers, a source, a procedure, quarantined or parked items, or everything,
+    /// without stopping the daemon.
+    Resync(resync::ResyncArgs),
     /// Run only the simulated systems, on fixed ports (for tests and trying things by hand).
     Simulate(simulate::SimulateArgs),
     /// Measure: `bench ingest` (records per second into the store, peak memory).
@@ -79,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig => check_config::main(&cli.config),
         Command::Status(ref a) => status::main(&cli.config, a),
         Command::Log(ref a) => log::main(&cli.config, a),
+        Command::Resync(ref a) => resync::main(&cli.config, a),
         Command::Run => run::main(&cli.config, cli.log_format),
         Command::Demo(ref a) => demo::main(a),
         Command::Simulate(ref a) => simulate::main(a),

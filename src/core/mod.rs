@@ -15,5 +15,6 @@ pub mod merge;
 pub mod payload;
 pub mod privacy;
 pub mod record;
+pub mod resync;
 pub mod status;
 pub mod timefmt;

@@ -126,7 +126,7 @@ impl<F: Fetch> Poller<F> {
     /// Hand a page to the writer; it commits while the walk fetches the next one.
     fn commit(&self, items: Vec<Incoming>, cursor: Option<(Timestamp, String)>) -> anyhow::Result<Committing> {
         let ctx = self.ctx.clone();
-        let page = Page { source: self.name.clone(), items, cursor };
+        let page = Page { source: self.name.clone(), items, cursor, remap: false };
         let now = self.clock.now();
         // The page comes back with the report, to be freed here rather than on the writer.
         Ok(Committing(self.writer.submit(move |c| Ok((ingest::ingest(c, &ctx, &page, now)?, page)))?))

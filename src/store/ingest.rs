@@ -144,6 +144,9 @@ pub struct Page {
     pub items: Vec<Incoming>,
     /// The cursor to commit with the page, if the walk allows advancing it now.
     pub cursor: Option<(Timestamp, String)>,
+    /// Stored payloads mapped again (a re-sync, or a quarantine retry): a payload stored before
+    /// is stored again when the current descriptor maps it differently.
+    pub remap: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
@@ -228,7 +231,9 @@ pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp
         }
         let stored = match existing(&tx, &p.record)? {
             None => Stored::New,
-            Some((hash, ..)) if hash == p.raw_hash => {
+            Some((hash, ..))
+                if hash == p.raw_hash && !(page.remap && mapped_differs(&tx, &p.record, &p.mapped_json)?) =>
+            {
                 report.unchanged += 1;
                 continue;
             }
@@ -285,7 +290,7 @@ pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp
     for id in dossiers {
         report.enqueued += match created.get(&id) {
             Some(&i) => started(&tx, &mut log, ctx, id, touched[i].0, now)?,
-            None => recompute_with(&tx, &mut log, ctx, id, now, &fresh)?,
+            None => recompute_with(&tx, &mut log, ctx, id, now, &fresh, false)?,
         };
     }
     if let Some((t, id)) = &page.cursor {
@@ -378,6 +383,14 @@ fn existing(conn: &Connection, rec: &SourceRecord) -> anyhow::Result<Option<Foun
         codes.push(code);
         (hash, e, codes)
     }))
+}
+
+/// Whether a stored record was mapped differently from `mapped`.
+fn mapped_differs(conn: &Connection, rec: &SourceRecord, mapped: &str) -> anyhow::Result<bool> {
+    let stored: String = conn
+        .prepare_cached("SELECT mapped FROM source_records WHERE source = ?1 AND native_id = ?2")?
+        .query_row(params![rec.source, rec.native_id], |r| r.get(0))?;
+    Ok(stored != mapped)
 }
 
 /// Store a new version of a stored record, filed under the codes it has now instead of `old_codes`;
@@ -609,8 +622,16 @@ fn link(
 
 /// Recompute a case's canonical dossier and queue what the portal must learn. Returns how many
 /// outbox rows were written.
-pub fn recompute(conn: &Connection, ctx: &MergeCtx, dossier_id: i64, now: Timestamp) -> anyhow::Result<u32> {
-    recompute_with(conn, &mut synclog::Chain::default(), ctx, dossier_id, now, &HashMap::new())
+/// `force`: queue the case for the portal even if the portal acknowledged this very state (an
+/// operator's re-sync of the dossier: the portal's copy is in doubt).
+pub fn recompute(
+    conn: &Connection,
+    ctx: &MergeCtx,
+    dossier_id: i64,
+    now: Timestamp,
+    force: bool,
+) -> anyhow::Result<u32> {
+    recompute_with(conn, &mut synclog::Chain::default(), ctx, dossier_id, now, &HashMap::new(), force)
 }
 
 /// `recompute`, taking the members just stored from memory rather than parsing them back.
@@ -676,6 +697,7 @@ fn started(
             payload: &s.object_text,
             deadline: rec.due_at,
             fresh: true,
+            force: false,
         },
         now,
     )?;
@@ -692,6 +714,7 @@ fn recompute_with(
     dossier_id: i64,
     now: Timestamp,
     fresh: &HashMap<(&str, &str), &SourceRecord>,
+    force: bool,
 ) -> anyhow::Result<u32> {
     // A case joined into another earlier in this page no longer exists.
     let Some(prior) = conn
@@ -782,7 +805,7 @@ fn recompute_with(
         return Ok(0);
     }
     let mut written = 0;
-    if changed || !outbox::is_settled(conn, &code, &hash)? {
+    if changed || force || !outbox::is_settled(conn, &code, &hash)? {
         written += outbox::enqueue(
             conn,
             outbox::NewRow {
@@ -794,6 +817,7 @@ fn recompute_with(
                 payload: &object,
                 deadline: canonical.state.due_at,
                 fresh: false,
+                force,
             },
             now,
         )?;
@@ -837,7 +861,12 @@ mod tests {
 
     fn page(source: &str, r: &SourceRecord) -> Page {
         let raw = serde_json::to_value(r).unwrap();
-        Page { source: source.into(), items: vec![Incoming::mapped(r.clone(), raw.to_string())], cursor: None }
+        Page {
+            source: source.into(),
+            items: vec![Incoming::mapped(r.clone(), raw.to_string())],
+            cursor: None,
+            remap: false,
+        }
     }
 
     fn now() -> Timestamp {
@@ -944,7 +973,7 @@ mod tests {
         };
         let before = row(&conn);
         assert_eq!(before.0, 1);
-        assert_eq!(recompute(&conn, &ctx, 1, now()).unwrap(), 0);
+        assert_eq!(recompute(&conn, &ctx, 1, now(), false).unwrap(), 0);
         assert_eq!(row(&conn), before);
         let queued: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).unwrap();
         assert_eq!(queued, 1);
@@ -1015,6 +1044,7 @@ mod tests {
                 serde_json::json!({"id": "x1"}).to_string(),
             )],
             cursor: Some(("2026-02-02T02:00:00Z".parse().unwrap(), "x1".into())),
+            remap: false,
         };
         assert_eq!(ingest_page(&mut conn, &ctx, bad.clone(), now()).unwrap().quarantined, 1);
         assert_eq!(

@@ -11,6 +11,7 @@ mod checkpoint;
 pub mod ingest;
 pub mod outbox;
 pub mod report;
+pub mod resync;
 pub mod synclog;
 
 use std::path::{Path, PathBuf};

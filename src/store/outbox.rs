@@ -42,6 +42,8 @@ pub struct NewRow<'a> {
     /// The code belongs to a case created in this transaction: nothing of it can be acknowledged or
     /// queued yet, so the checks are skipped.
     pub fresh: bool,
+    /// Queue even if the portal acknowledged this very content (an operator's re-sync).
+    pub force: bool,
 }
 
 /// A row picked for sending.
@@ -101,7 +103,7 @@ pub fn enqueue(conn: &Connection, row: NewRow<'_>, now: Timestamp) -> anyhow::Re
         .query_row([row.code], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let wanted_live = i64::from(row.kind == Kind::Upsert);
-    if acked.as_ref().is_some_and(|(h, live)| h == row.content_hash && *live == wanted_live) {
+    if !row.force && acked.as_ref().is_some_and(|(h, live)| h == row.content_hash && *live == wanted_live) {
         conn.prepare_cached("DELETE FROM outbox WHERE code = ?1")?.execute([row.code])?;
         return Ok(0);
     }
@@ -155,6 +157,7 @@ pub fn enqueue_close(
             payload: &close,
             deadline: dup.due_at,
             fresh: false,
+            force: false,
         },
         now,
     )
