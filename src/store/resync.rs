@@ -172,7 +172,9 @@ pub fn dossiers_in(conn: &Connection, scope: &Scope) -> anyhow::Result<Vec<i64>>
     for code in &scope.dossiers {
         let mut stmt = conn.prepare_cached(
             "SELECT id FROM dossiers WHERE portal_code = ?1
-             UNION SELECT dossier_id FROM source_records WHERE code = ?1 AND dossier_id IS NOT NULL",
+             UNION SELECT dossier_id FROM source_records
+                   WHERE (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1)
+                     AND code = ?1 AND dossier_id IS NOT NULL",
         )?;
         for id in stmt.query_map([code], |r| r.get(0))? {
             ids.insert(id?);
@@ -206,7 +208,7 @@ pub fn unknown_codes(conn: &Connection, scope: &Scope) -> anyhow::Result<Vec<Str
     for code in &scope.dossiers {
         let found: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM dossiers WHERE portal_code = ?1)
-                 OR EXISTS (SELECT 1 FROM source_records WHERE code = ?1)",
+                 OR EXISTS (SELECT 1 FROM record_codes WHERE code = ?1)",
             [code],
             |r| r.get(0),
         )?;
