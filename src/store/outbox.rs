@@ -189,14 +189,27 @@ pub fn enqueue_progress(conn: &Connection, code: &str, item: &StepItem, now: Tim
 
 /// The next rows to send, most urgent first: by deadline (none last), then by age.
 pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Result<Vec<Row>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT o.id, o.dossier_id, o.code, o.kind, o.version, o.content_hash, o.payload, o.attempts,
-                EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code)
-         FROM outbox o WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
-         ORDER BY o.deadline IS NULL, o.deadline, o.enqueued_at, o.id LIMIT ?2",
-    )?;
-    let rows = stmt
-        .query_map(params![ts(now), limit as i64], |r| {
+    // Two reads, each in the order of the index `outbox_ready` (state, deadline, enqueued_at): one
+    // ORDER BY with "no deadline last" made SQLite sort every queued row for each batch.
+    const COLUMNS: &str = "SELECT o.id, o.dossier_id, o.code, o.kind, o.version, o.content_hash, o.payload, o.attempts,
+                EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code) FROM outbox o";
+    let mut rows = Vec::new();
+    for sql in [
+        format!(
+            "{COLUMNS} WHERE o.state = 'queued' AND o.deadline IS NOT NULL AND o.next_attempt_at <= ?1
+             ORDER BY o.deadline, o.enqueued_at LIMIT ?2"
+        ),
+        format!(
+            "{COLUMNS} WHERE o.state = 'queued' AND o.deadline IS NULL AND o.next_attempt_at <= ?1
+             ORDER BY o.enqueued_at LIMIT ?2"
+        ),
+    ] {
+        let want = limit - rows.len();
+        if want == 0 {
+            break;
+        }
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let found = stmt.query_map(params![ts(now), want as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -208,11 +221,10 @@ pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Re
                 r.get::<_, i64>(7)?,
                 r.get::<_, bool>(8)?,
             ))
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.into_iter()
-        .map(|(id, dossier_id, code, kind, version, content_hash, payload, attempts, known)| {
-            Ok(Row {
+        })?;
+        for row in found {
+            let (id, dossier_id, code, kind, version, content_hash, payload, attempts, known) = row?;
+            rows.push(Row {
                 id,
                 dossier_id,
                 code,
@@ -222,9 +234,34 @@ pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Re
                 payload: serde_json::from_str(&payload)?,
                 attempts,
                 known_to_portal: known,
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+#[test]
+fn the_next_batch_reads_the_queue_in_index_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = super::open_writer(&dir.path().join("t.db")).unwrap();
+    for (i, deadline) in [Some("2026-03-02T00:00:00Z"), None, Some("2026-03-01T00:00:00Z")].iter().enumerate() {
+        conn.execute(
+            "INSERT INTO outbox (dossier_id, code, kind, version, content_hash, payload, deadline, enqueued_at, next_attempt_at)
+             VALUES (?1, ?2, 'upsert', 1, 'h', '{}', ?3, ?4, ?4)",
+            params![i as i64, format!("C-{i}"), deadline, format!("2026-01-0{}T00:00:00Z", 3 - i)],
+        )
+        .unwrap();
+    }
+    let now: Timestamp = "2026-03-09T00:00:00Z".parse().unwrap();
+    let codes: Vec<String> = next_batch(&conn, now, 10).unwrap().into_iter().map(|r| r.code).collect();
+    assert_eq!(codes, ["C-2", "C-0", "C-1"], "earliest deadline first, no deadline last");
+    assert_eq!(next_batch(&conn, now, 1).unwrap().len(), 1);
+    let sql = "EXPLAIN QUERY PLAN SELECT id FROM outbox o WHERE o.state = 'queued' AND o.deadline IS NOT NULL
+               AND o.next_attempt_at <= 'z' ORDER BY o.deadline, o.enqueued_at LIMIT 5";
+    let plan: Vec<String> =
+        conn.prepare(sql).unwrap().query_map([], |r| r.get(3)).unwrap().map(|r| r.unwrap()).collect();
+    assert!(!plan.iter().any(|p| p.contains("TEMP B-TREE")), "no sort of the whole queue: {plan:?}");
 }
 
 /// The portal acknowledged a row: record what it now holds and drop the row.
