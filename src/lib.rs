@@ -11,6 +11,7 @@
 //! - [`net`]: HTTP plumbing shared by sources and portal: error classes, retries, rate limits.
 //! - [`portal`]: the DVCQG client and delivery from the outbox.
 //! - [`daemon`]: wiring the tasks together, signals, systemd notification.
+//! - [`resync`]: carrying out re-sync requests (in the daemon, or `resync --now`).
 //! - [`cli`]: one module per command-line verb.
 //! - [`sim`]: the simulated city, ministry and portal (demo and tests only; no production module
 //!   uses it).

@@ -33,6 +33,7 @@ mod walk_props;
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -46,6 +47,36 @@ use fetch::{Fetch, PageRequest, Position};
 
 /// A walk is abandoned past this many pages: a source that never ends its listing is broken.
 const MAX_PAGES: u64 = 1_000_000;
+
+/// Pages are committed together up to this many records. Each commit rewrites every index page
+/// it touched, and indexes keyed by a source's ids are touched at random: at a million records,
+/// one commit per 1,000 records instead of per 500 took `bench ingest` from 17.8k to 21.4k
+/// records/s. A crash loses at most this much fetched work, which the next poll reads again.
+const COMMIT_RECORDS: usize = 1_000;
+/// Records fetched wait at most this long for more to commit with (a slow source).
+const COMMIT_WAIT: Duration = Duration::from_secs(1);
+
+/// Pages fetched and mapped, waiting to be committed together.
+struct Batch {
+    items: Vec<Incoming>,
+    cursor: Option<(Timestamp, String)>,
+    since: Instant,
+}
+
+impl Batch {
+    fn add(batch: &mut Option<Batch>, items: Vec<Incoming>, cursor: Option<(Timestamp, String)>) {
+        let b = batch.get_or_insert_with(|| Batch { items: Vec::new(), cursor: None, since: Instant::now() });
+        b.items.extend(items);
+        // Each page's cursor holds once that page and every page before it are stored.
+        if cursor.is_some() {
+            b.cursor = cursor;
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.items.len() >= COMMIT_RECORDS || self.since.elapsed() >= COMMIT_WAIT
+    }
+}
 
 /// Map one raw record for the store: mapped, or quarantined with the reason.
 /// `text`: the record as the source sent it, if known.
@@ -121,6 +152,22 @@ impl<F: Fetch> Poller<F> {
             .map(|v| incoming(&self.mapper, &self.name, v, texts.as_mut().and_then(Iterator::next)))
             .collect();
         (items, keys)
+    }
+
+    /// Commit what is waiting and wait for every commit.
+    async fn drain(
+        &self,
+        batch: &mut Option<Batch>,
+        inflight: &mut Option<Committing>,
+        report: &mut PollReport,
+    ) -> anyhow::Result<()> {
+        if let Some(p) = inflight.take() {
+            report.ingest += p.wait().await?;
+        }
+        if let Some(b) = batch.take() {
+            report.ingest += self.commit(b.items, b.cursor)?.wait().await?;
+        }
+        Ok(())
     }
 
     /// Hand a page to the writer; it commits while the walk fetches the next one.
@@ -203,11 +250,10 @@ impl<F: Fetch> Poller<F> {
         let mut prev_ids: Vec<Option<String>> = Vec::new();
         // At most one page is committing while the next is fetched; pages commit in order.
         let mut inflight: Option<Committing> = None;
+        let mut batch: Option<Batch> = None;
         loop {
             if stop.is_cancelled() {
-                if let Some(p) = inflight.take() {
-                    report.ingest += p.wait().await?;
-                }
+                self.drain(&mut batch, &mut inflight, &mut report).await?;
                 return Ok(report);
             }
             if u64::from(report.pages) >= MAX_PAGES {
@@ -227,9 +273,8 @@ impl<F: Fetch> Poller<F> {
             let answer = match answer {
                 Ok(a) => a,
                 Err(e) => {
-                    if let Some(p) = inflight.take() {
-                        report.ingest += p.wait().await?;
-                    }
+                    // What was read before the failure is kept.
+                    self.drain(&mut batch, &mut inflight, &mut report).await?;
                     return Err(e);
                 }
             };
@@ -278,19 +323,21 @@ impl<F: Fetch> Poller<F> {
                 tracing::debug!(source = %self.name, ?disturbed, "a run of equal timestamps changed during the walk; the next poll walks it again");
             }
             prev_keys = keys;
-            if let Some(p) = inflight.take() {
-                report.ingest += p.wait().await?;
-            }
-            let pending = self.commit(items, cursor)?;
+            Batch::add(&mut batch, items, cursor);
             let next = match answer.next {
                 Some(next) if !(order == PageOrder::UpdatedDesc && below_watermark) => next,
                 _ => {
-                    report.ingest += pending.wait().await?;
+                    self.drain(&mut batch, &mut inflight, &mut report).await?;
                     report.complete = true;
                     return Ok(report);
                 }
             };
-            inflight = Some(pending);
+            if let Some(b) = batch.take_if(|b| b.full()) {
+                if let Some(p) = inflight.take() {
+                    report.ingest += p.wait().await?;
+                }
+                inflight = Some(self.commit(b.items, b.cursor)?);
+            }
             req = match page_max {
                 // Keyset restart: from the last updated time read, not from a position that may have shifted.
                 Some((t, _)) if order == PageOrder::UpdatedAsc && req.since.is_none_or(|s| t > s) => {
