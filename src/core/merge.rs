@@ -179,6 +179,17 @@ fn fill<T: Clone>(target: &mut Option<T>, others: &[Member<'_>], get: impl Fn(&S
 
 /// Merge a case's members into its canonical dossier. `previous` is the status last decided for it.
 pub fn merge(members: &[Member<'_>], cutover: &CutoverTable, previous: Option<Status>) -> Option<MergeOutcome> {
+    // One order whatever order the members came in (the store lists them by key, a page by
+    // arrival): every choice below that takes "the first" then gives the same dossier.
+    let mut sorted: Vec<Member<'_>> = members.to_vec();
+    sorted.sort_by(|a, b| {
+        (&a.record.source, &a.record.native_id, a.record.updated_at).cmp(&(
+            &b.record.source,
+            &b.record.native_id,
+            b.record.updated_at,
+        ))
+    });
+    let members = sorted.as_slice();
     let (auth, reason) = authority(members, cutover)?;
     let first = members.iter().min_by_key(|m| earliest_key(m))?;
     let mut state = auth.record.clone();
@@ -323,5 +334,79 @@ pub(crate) mod tests {
         assert_eq!(c.authority.0, "moj");
         assert!(matches!(c.authority_reason, AuthorityReason::NoCutoverRow { .. }));
         assert!(c.other_codes.is_empty(), "same code in both systems is one portal code");
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        const SOURCES: [(&str, SystemKind); 3] =
+            [("city", SystemKind::City), ("moj", SystemKind::Ministry), ("moc", SystemKind::Ministry)];
+
+        /// A member: which system, which of three codes, receipt and update days, status, and
+        /// fields some members lack (so that filling them from others is exercised).
+        fn member() -> impl Strategy<Value = (usize, SourceRecord)> {
+            (0usize..3, 0u8..3, 0i64..40, 0i64..40, 1u8..=10, proptest::option::of(0u8..3), any::<bool>()).prop_map(
+                |(src, code, recv, upd, status, phone, named)| {
+                    let day = |d: i64| {
+                        (jiff::Timestamp::from_second(1_767_225_600).unwrap()
+                            + jiff::SignedDuration::from_hours(24 * d))
+                        .to_string()
+                    };
+                    let mut r = rec(
+                        SOURCES[src].0,
+                        &format!("K-{code}"),
+                        &day(recv),
+                        &day(recv + upd),
+                        Status::from_code(status).unwrap_or(Status::Received),
+                    );
+                    r.applicant.phone = phone.map(|p| format!("09000000{p}"));
+                    if !named {
+                        r.procedure.name = None;
+                    }
+                    r.reference_codes = vec![format!("K-{}", (code + 1) % 3)];
+                    (src, r)
+                },
+            )
+        }
+
+        fn case() -> impl Strategy<Value = Vec<(usize, SourceRecord)>> {
+            prop::collection::vec(member(), 1..5).prop_map(|mut v| {
+                // Native ids are unique within a system.
+                for (i, (_, r)) in v.iter_mut().enumerate() {
+                    r.native_id = format!("{}-{i}", r.source);
+                }
+                v
+            })
+        }
+
+        fn members(v: &[(usize, SourceRecord)]) -> Vec<Member<'_>> {
+            v.iter().map(|(s, r)| Member { record: r, kind: SOURCES[*s].1 }).collect()
+        }
+
+        proptest! {
+            #[test]
+            fn the_same_members_in_any_order_give_the_same_dossier(v in case(), seed in any::<u64>(), prev in proptest::option::of(1u8..=10)) {
+                let previous = prev.and_then(Status::from_code);
+                let a = merge(&members(&v), &table(), previous);
+                let mut shuffled = v.clone();
+                fastrand::Rng::with_seed(seed).shuffle(&mut shuffled);
+                let b = merge(&members(&shuffled), &table(), previous);
+                prop_assert_eq!(a, b);
+            }
+
+            #[test]
+            fn a_dossier_never_moves_back_from_an_end_state(v in case(), prev in 1u8..=10) {
+                let previous = Status::from_code(prev).unwrap_or(Status::Received);
+                match merge(&members(&v), &table(), Some(previous)) {
+                    Some(MergeOutcome::Ok(c)) => prop_assert!(c.state.status.rank() >= previous.rank()),
+                    Some(MergeOutcome::Regression { from, to, .. }) => {
+                        prop_assert_eq!(from, previous);
+                        prop_assert!(to.rank() < previous.rank());
+                    }
+                    None => prop_assert!(false, "a case with members always merges"),
+                }
+            }
+        }
     }
 }
