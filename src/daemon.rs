@@ -45,6 +45,26 @@ pub fn merge_ctx(settings: &Settings) -> MergeCtx {
             .map(|s| (s.config.name.clone(), (s.descriptor.kind, s.config.portal_mode)))
             .collect(),
         cutover: settings.cutover.clone(),
+        identity: identity_linking(&settings.config.linking),
+    }
+}
+
+/// The identity linking the configuration enables (its key was checked when it was loaded).
+fn identity_linking(c: &crate::config::LinkingConfig) -> Option<crate::core::identity::IdentityLinking> {
+    if c.identity_procedures.is_empty() {
+        return None;
+    }
+    match c.identity_key.as_ref().map(|k| k.resolve()) {
+        Some(Ok(key)) => Some(crate::core::identity::IdentityLinking::new(
+            key.as_bytes(),
+            c.identity_procedures.clone(),
+            jiff::SignedDuration::from_hours(c.identity_window_hours as i64),
+        )),
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "linking by identity is off: its key cannot be read");
+            None
+        }
+        None => None,
     }
 }
 

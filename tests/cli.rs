@@ -116,6 +116,22 @@ fn an_inline_secret_is_refused_with_the_way_out() {
 }
 
 #[test]
+fn linking_by_identity_without_a_key_is_refused() {
+    let (_d, p) = broken_copy("identity_procedures = []", "identity_procedures = [\"1.001193\"]");
+    let (code, out) = check_copy(&p);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("linking.identity_key") && out.contains("needs a key"), "{out}");
+    let text = std::fs::read_to_string(&p).unwrap().replace(
+        "# identity_key = { credential = \"identity-key\" }",
+        "identity_key = { credential = \"identity-key\" }",
+    );
+    std::fs::write(&p, text).unwrap();
+    let (code, out) = check_copy(&p);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("linking.identity_key") && out.contains("identity-key"), "the credential is missing: {out}");
+}
+
+#[test]
 fn a_broken_descriptor_is_reported_with_its_own_file_and_key() {
     let d = tempfile::tempdir().unwrap();
     let adapters = d.path().join("adapters");

@@ -122,6 +122,7 @@ async fn ingest(records: usize, page_size: u32, dir: &Path) -> anyhow::Result<()
     let ctx = Arc::new(MergeCtx {
         sources: [("city".to_string(), (descriptor.kind, PortalMode::Push))].into_iter().collect(),
         cutover: Default::default(),
+        identity: None,
     });
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
     let mut poller =

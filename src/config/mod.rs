@@ -34,7 +34,28 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub linking: LinkingConfig,
     pub sources: Vec<SourceConfig>,
+}
+
+/// Linking rules beyond shared codes and references.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LinkingConfig {
+    /// Procedures (MaTTHC, or "*") whose records are one case when they name the same applicant
+    /// and were received within the window. Empty: no linking by identity.
+    #[serde(default)]
+    pub identity_procedures: Vec<String>,
+    /// The key of the keyed hash applicants are compared by (a secret of the city's).
+    pub identity_key: Option<SecretRef>,
+    /// How far apart the two receipts may be, in hours.
+    #[serde(default = "default_identity_window_hours")]
+    pub identity_window_hours: u64,
+}
+
+fn default_identity_window_hours() -> u64 {
+    72
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -456,6 +477,22 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
     }
     if let Err(r) = check_secret(&config.portal.password, resolve_secrets) {
         issues.push(issue("portal.password".into(), r));
+    }
+    match (&config.linking.identity_key, config.linking.identity_procedures.is_empty()) {
+        (None, false) => issues.push(issue(
+            "linking.identity_key".into(),
+            "linking by identity (identity_procedures) needs a key: identity_key = { credential = \"identity-key\" }"
+                .into(),
+        )),
+        (Some(k), _) => {
+            if let Err(r) = check_secret(k, resolve_secrets) {
+                issues.push(issue("linking.identity_key".into(), r));
+            }
+        }
+        (None, true) => {}
+    }
+    if config.linking.identity_window_hours == 0 && !config.linking.identity_procedures.is_empty() {
+        issues.push(issue("linking.identity_window_hours".into(), "must be at least 1".into()));
     }
     if !(1..=100).contains(&config.delivery.batch_size) {
         issues.push(issue(

@@ -22,6 +22,8 @@ pub enum LinkRule {
     SameCode,
     /// One record names the other's code in a reference field.
     Reference,
+    /// The same procedure and applicant, received within the configured window.
+    Identity,
 }
 
 impl LinkRule {
@@ -30,6 +32,7 @@ impl LinkRule {
             LinkRule::First => "first",
             LinkRule::SameCode => "same_code",
             LinkRule::Reference => "reference",
+            LinkRule::Identity => "identity",
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod cutover;
 pub mod descriptor;
+pub mod identity;
 pub mod mapping;
 pub mod merge;
 pub mod payload;

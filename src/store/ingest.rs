@@ -28,6 +28,8 @@ use crate::core::status::Status;
 pub struct MergeCtx {
     pub sources: HashMap<String, (SystemKind, PortalMode)>,
     pub cutover: CutoverTable,
+    /// Linking by applicant identity, where the configuration enables it.
+    pub identity: Option<crate::core::identity::IdentityLinking>,
 }
 
 impl MergeCtx {
@@ -238,7 +240,7 @@ pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp
                 continue;
             }
             Some((_, e, old_codes)) => {
-                store_changed(&tx, p, &old_codes, now)?;
+                store_changed(&tx, ctx, p, old_codes, now)?;
                 Stored::Changed(e)
             }
         };
@@ -259,9 +261,9 @@ pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp
     let mut dossiers = BTreeSet::new();
     let mut created: HashMap<i64, usize> = HashMap::new();
     for (i, (p, stored)) in touched.iter().enumerate() {
-        let linked = link(&tx, &mut log, p, *stored, now)?;
+        let linked = link(&tx, &mut log, ctx, p, *stored, now)?;
         if *stored == Stored::New {
-            insert_new(&tx, p, &linked, now)?;
+            insert_new(&tx, ctx, p, &linked, now)?;
         } else if let Some(rule) = linked.moved {
             tx.prepare_cached(
                 "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
@@ -395,21 +397,33 @@ fn mapped_differs(conn: &Connection, rec: &SourceRecord, mapped: &str) -> anyhow
 
 /// Store a new version of a stored record, filed under the codes it has now instead of `old_codes`;
 /// its case is decided by `link` afterwards.
-fn store_changed(conn: &Connection, p: &Prepared, old_codes: &[String], now: Timestamp) -> anyhow::Result<()> {
-    write_record(conn, p, None, now)?;
+fn store_changed(
+    conn: &Connection,
+    ctx: &MergeCtx,
+    p: &Prepared,
+    mut old_codes: Vec<String>,
+    now: Timestamp,
+) -> anyhow::Result<()> {
     let rec = &p.record;
+    // The identity it was filed under, from what it was (the number is not kept beside it).
+    if let Some(l) = &ctx.identity
+        && let Some(code) = l.code_of(&load_record(conn, &rec.source, &rec.native_id)?)
+    {
+        old_codes.push(code);
+    }
+    write_record(conn, p, None, now)?;
     let mut forget =
         conn.prepare_cached("DELETE FROM record_codes WHERE code = ?1 AND source = ?2 AND native_id = ?3")?;
-    for code in old_codes {
+    for code in &old_codes {
         forget.execute(params![code, rec.source, rec.native_id])?;
     }
-    write_codes(conn, rec)
+    write_codes(conn, ctx, rec)
 }
 
 /// Store a record seen for the first time, already placed in its case.
-fn insert_new(conn: &Connection, p: &Prepared, linked: &Linked, now: Timestamp) -> anyhow::Result<()> {
+fn insert_new(conn: &Connection, ctx: &MergeCtx, p: &Prepared, linked: &Linked, now: Timestamp) -> anyhow::Result<()> {
     write_record(conn, p, Some((linked.id, linked.moved.unwrap_or(LinkRule::First))), now)?;
-    write_codes(conn, &p.record)
+    write_codes(conn, ctx, &p.record)
 }
 
 /// Insert a record (with its case, `placed`) or update a stored one's content (its case is left
@@ -449,11 +463,15 @@ fn write_record(
     Ok(())
 }
 
-/// Every code a record is known by or points at, for `link` to find.
-fn write_codes(conn: &Connection, rec: &SourceRecord) -> anyhow::Result<()> {
+/// Every code a record is known by or points at, and its identity pseudo-code where linking by
+/// identity covers it, for `link` to find.
+fn write_codes(conn: &Connection, ctx: &MergeCtx, rec: &SourceRecord) -> anyhow::Result<()> {
     let mut stmt =
         conn.prepare_cached("INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)")?;
     for code in rec.all_codes() {
+        stmt.execute(params![code, rec.source, rec.native_id])?;
+    }
+    if let Some(code) = ctx.identity.as_ref().and_then(|l| l.code_of(rec)) {
         stmt.execute(params![code, rec.source, rec.native_id])?;
     }
     Ok(())
@@ -515,6 +533,7 @@ struct Linked {
 fn link(
     conn: &Connection,
     log: &mut synclog::Chain,
+    ctx: &MergeCtx,
     p: &Prepared,
     stored: Stored,
     now: Timestamp,
@@ -524,25 +543,37 @@ fn link(
         Stored::New => None,
         Stored::Changed(e) => e.dossier_id,
     };
-    // Other records sharing any code with this one (its own code or a reference).
+    // Other records sharing any code with this one (its own code or a reference), then those
+    // filed under the same identity and received within the window.
     let mut matches: Vec<(i64, String, String)> = Vec::new();
+    let mut by_identity: Vec<(i64, String, String)> = Vec::new();
     {
         let mut stmt = conn.prepare_cached(
             // A subquery, not a join: the bundled SQLite re-prepared the join form of this
             // statement at every execution (a sixth of the writer's time in a first sync), which
             // it does not do for this one. The record itself is left out below.
-            "SELECT dossier_id, source, native_id FROM source_records
+            "SELECT dossier_id, source, native_id, received_at FROM source_records
              WHERE dossier_id IS NOT NULL
                AND (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1)",
         )?;
-        for code in rec.all_codes() {
-            for row in
-                stmt.query_map(params![code], |r| Ok((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?
-            {
-                let row = row?;
-                if (row.1 != rec.source || row.2 != rec.native_id) && !matches.contains(&row) {
-                    matches.push(row);
+        let identity = ctx.identity.as_ref().and_then(|l| Some((l, l.code_of(rec)?)));
+        let codes = rec.all_codes().map(|c| (c, false)).chain(identity.as_ref().map(|(_, c)| (c.as_str(), true)));
+        for (code, is_identity) in codes {
+            for row in stmt.query_map(params![code], |r| {
+                Ok(((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?), r.get::<_, Option<String>>(3)?))
+            })? {
+                let (row, received) = row?;
+                if (row.1 == rec.source && row.2 == rec.native_id) || matches.contains(&row) {
+                    continue;
                 }
+                if is_identity {
+                    let other = received.and_then(|t| t.parse::<Timestamp>().ok());
+                    if !identity.as_ref().is_some_and(|(l, _)| l.within_window(rec.arrived_at(), other)) {
+                        continue;
+                    }
+                    by_identity.push(row.clone());
+                }
+                matches.push(row);
             }
         }
     }
@@ -565,6 +596,8 @@ fn link(
         let (_, ms, mn) = matches.iter().find(|m| m.0 == target).cloned().unwrap_or_default();
         let rule = if ms.is_empty() {
             LinkRule::First
+        } else if by_identity.iter().any(|m| m.1 == ms && m.2 == mn) {
+            LinkRule::Identity
         } else {
             merge::link_rule(rec, &load_record(conn, &ms, &mn)?).unwrap_or(LinkRule::Reference)
         };
@@ -855,6 +888,7 @@ mod tests {
             sources: sources.iter().map(|(n, _, k, m)| (n.clone(), (*k, *m))).collect(),
             cutover: toml::from_str("[[cutover]]\nsource = \"moj\"\nprocedure = \"*\"\ndate = \"2026-01-15\"\n")
                 .unwrap(),
+            identity: None,
         };
         (dir, conn, ctx)
     }
@@ -977,6 +1011,73 @@ mod tests {
         assert_eq!(row(&conn), before);
         let queued: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).unwrap();
         assert_eq!(queued, 1);
+    }
+
+    #[test]
+    fn the_same_applicant_and_procedure_within_the_window_is_one_case_by_identity() {
+        let (_d, mut conn, mut ctx) = setup();
+        ctx.identity = Some(crate::core::identity::IdentityLinking::new(
+            b"key",
+            vec!["1.001193".into()],
+            jiff::SignedDuration::from_hours(72),
+        ));
+        let with = |source: &str, code: &str, received: &str, id: &str| {
+            let mut r = rec(source, code, received, received, Status::Received);
+            r.applicant.id_number = Some(id.into());
+            r
+        };
+        // No shared code, no reference: the same citizen's birth registration in both systems.
+        ingest_page(&mut conn, &ctx, page("city", &with("city", "C-1", "2026-02-02T02:00:00Z", "031090001234")), now())
+            .unwrap();
+        ingest_page(
+            &mut conn,
+            &ctx,
+            page("moj", &with("moj", "M-1", "2026-02-03T09:00:00Z", "031 090 001 234")),
+            now(),
+        )
+        .unwrap();
+        // The same citizen again, but a week later: another case.
+        ingest_page(&mut conn, &ctx, page("moj", &with("moj", "M-2", "2026-02-10T02:00:00Z", "031090001234")), now())
+            .unwrap();
+        // Another citizen within the window: another case.
+        ingest_page(&mut conn, &ctx, page("moj", &with("moj", "M-3", "2026-02-02T03:00:00Z", "031090009999")), now())
+            .unwrap();
+        let rules: Vec<(String, String, i64)> = conn
+            .prepare("SELECT code, link_rule, dossier_id FROM source_records ORDER BY code")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rules,
+            vec![
+                ("C-1".to_string(), "first".to_string(), 1),
+                ("M-1".to_string(), "identity".to_string(), 1),
+                ("M-2".to_string(), "first".to_string(), 2),
+                ("M-3".to_string(), "first".to_string(), 3),
+            ]
+        );
+        let linked: String =
+            conn.query_row("SELECT message FROM sync_log WHERE kind = 'dossier.linked'", [], |r| r.get(0)).unwrap();
+        assert!(linked.contains("by rule identity"), "{linked}");
+        // The number is filed only as a keyed hash.
+        let clear: i64 =
+            conn.query_row("SELECT COUNT(*) FROM record_codes WHERE code LIKE '%1234%'", [], |r| r.get(0)).unwrap();
+        assert_eq!(clear, 0);
+        // Without identity linking configured, the same records stay apart.
+        let (_d2, mut conn2, ctx2) = setup();
+        ingest_page(
+            &mut conn2,
+            &ctx2,
+            page("city", &with("city", "C-1", "2026-02-02T02:00:00Z", "031090001234")),
+            now(),
+        )
+        .unwrap();
+        ingest_page(&mut conn2, &ctx2, page("moj", &with("moj", "M-1", "2026-02-03T09:00:00Z", "031090001234")), now())
+            .unwrap();
+        let cases: i64 = conn2.query_row("SELECT COUNT(*) FROM dossiers", [], |r| r.get(0)).unwrap();
+        assert_eq!(cases, 2);
     }
 
     #[test]
