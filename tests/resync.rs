@@ -111,6 +111,26 @@ async fn resync_runs_in_the_daemon_or_here_and_leaves_an_audit_trail() {
     assert_eq!(h.query_i64("SELECT COUNT(*) FROM sync_log WHERE kind LIKE 'resync.%' AND actor = 'Nguyễn Văn An'"), 3);
     let c = dvc_bridge::store::open_reader(&h.db()).unwrap();
     assert!(dvc_bridge::store::synclog::verify(&c).unwrap().is_ok());
+
+    // An operator splits a dual-running pair apart beside the running daemon (the simulator's
+    // truth still counts them as one, so the portal is not compared after this).
+    let (source, native_id): (String, String) = c
+        .query_row(
+            "SELECT source, native_id FROM source_records WHERE link_rule IN ('same_code', 'reference') LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let cases = h.query_i64("SELECT COUNT(*) FROM dossiers");
+    let record = format!("{source}/{native_id}");
+    let (rc, out, err) = h.cli(&["split", &record, "--by", "Lan", "--reason", "two citizens' dossiers", "--json"]);
+    assert_eq!(rc, 0, "{out}\n{err}");
+    assert!(out.contains("new_case"), "{out}");
+    assert_eq!(h.query_i64("SELECT COUNT(*) FROM dossiers"), cases + 1);
+    assert_eq!(h.query_i64("SELECT COUNT(*) FROM sync_log WHERE kind = 'dossier.split' AND actor = 'Lan'"), 1);
+    let (rc, _, err) = h.cli(&["split", "nowhere", "--by", "Lan", "--reason", "x"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("SOURCE/NATIVE_ID"), "{err}");
     stop(&mut daemon);
     h.world.shutdown().await;
 }

@@ -10,6 +10,7 @@ pub mod log;
 pub mod resync;
 pub mod run;
 pub mod simulate;
+pub mod split;
 pub mod status;
 
 use std::path::PathBuf;
@@ -62,6 +63,8 @@ pub enum Command {
     /// Re-sync dossiers, a source, a procedure, quarantined or parked items, or everything,
     /// without stopping the daemon.
     Resync(resync::ResyncArgs),
+    /// Take a wrongly linked record out of its case (logged with who and why).
+    Split(split::SplitArgs),
     /// Run only the simulated systems, on fixed ports (for tests and trying things by hand).
     Simulate(simulate::SimulateArgs),
     /// Measure: `bench ingest` (records per second into the store, peak memory).
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Status(ref a) => status::main(&cli.config, a),
         Command::Log(ref a) => log::main(&cli.config, a),
         Command::Resync(ref a) => resync::main(&cli.config, a),
+        Command::Split(ref a) => split::main(&cli.config, a),
         Command::Run => run::main(&cli.config, cli.log_format),
         Command::Demo(ref a) => demo::main(a),
         Command::Simulate(ref a) => simulate::main(a),

@@ -135,7 +135,9 @@ fn draw(req: &Request) {
     let _ = std::io::stderr().flush();
 }
 
-fn open(settings: &Settings) -> anyhow::Result<rusqlite::Connection> {
+/// A read-write connection beside a running daemon (short transactions; the store orders them
+/// with the daemon's), refusing a schema this binary did not write.
+pub fn open(settings: &Settings) -> anyhow::Result<rusqlite::Connection> {
     let db = settings.db_path();
     let conn = store::open_reader(&db)?;
     drop(conn);

@@ -24,6 +24,8 @@ pub enum LinkRule {
     Reference,
     /// The same procedure and applicant, received within the configured window.
     Identity,
+    /// Split out of a case by an operator (`dvc-bridge split`).
+    Split,
 }
 
 impl LinkRule {
@@ -33,6 +35,7 @@ impl LinkRule {
             LinkRule::SameCode => "same_code",
             LinkRule::Reference => "reference",
             LinkRule::Identity => "identity",
+            LinkRule::Split => "split",
         }
     }
 }

@@ -577,6 +577,22 @@ fn link(
             }
         }
     }
+    // Links an operator split apart stay apart (checked both ways).
+    if !matches.is_empty() {
+        let mut split = conn.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM link_splits WHERE source = ?1 AND native_id = ?2 AND other_source = ?3
+                                                      AND other_native_id = ?4)
+                 OR EXISTS (SELECT 1 FROM link_splits WHERE source = ?3 AND native_id = ?4 AND other_source = ?1
+                                                      AND other_native_id = ?2)",
+        )?;
+        let mut kept = Vec::with_capacity(matches.len());
+        for m in matches {
+            if !split.query_row(params![rec.source, rec.native_id, m.1, m.2], |r| r.get::<_, bool>(0))? {
+                kept.push(m);
+            }
+        }
+        matches = kept;
+    }
     let mut ids: BTreeSet<i64> = matches.iter().map(|m| m.0).collect();
     ids.extend(current);
     let Some(&target) = ids.iter().next() else {
@@ -651,6 +667,80 @@ fn link(
         )?;
     }
     Ok(Linked { id: target, created: false, moved, joined: ids.into_iter().filter(|&i| i != target).collect() })
+}
+
+/// What `split` did: the case the record left and the case it now is.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Split {
+    pub from_case: String,
+    pub new_case: String,
+    pub apart_from: Vec<String>,
+}
+
+/// An operator's correction of a wrong link: the record leaves its case for a case of its own,
+/// and linking never joins it with the case's other members again. Both cases are merged again
+/// and queued for the portal; the sync log names who split it and why.
+pub fn split(
+    conn: &mut Connection,
+    ctx: &MergeCtx,
+    source: &str,
+    native_id: &str,
+    by: &str,
+    reason: &str,
+    now: Timestamp,
+) -> anyhow::Result<Split> {
+    let tx = conn.transaction()?;
+    let (dossier_id, code): (Option<i64>, String) = tx
+        .query_row(
+            "SELECT dossier_id, code FROM source_records WHERE source = ?1 AND native_id = ?2",
+            [source, native_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?
+        .ok_or_else(|| anyhow::anyhow!("no record {source}/{native_id} in the store"))?;
+    let old = dossier_id.ok_or_else(|| anyhow::anyhow!("{source}/{native_id} belongs to no case"))?;
+    let others: Vec<(String, String)> = tx
+        .prepare("SELECT source, native_id FROM source_records WHERE dossier_id = ?1 AND NOT (source = ?2 AND native_id = ?3)")?
+        .query_map(params![old, source, native_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    anyhow::ensure!(!others.is_empty(), "{source}/{native_id} is alone in its case: there is nothing to split");
+    let from_case: String = tx.query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [old], |r| r.get(0))?;
+    tx.execute(
+        "INSERT INTO dossiers (portal_code, created_at, updated_at) VALUES (?1, ?2, ?2)",
+        params![code, ts(now)],
+    )?;
+    let new = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
+        params![source, native_id, new, LinkRule::Split.as_str()],
+    )?;
+    for (s, n) in &others {
+        tx.execute(
+            "INSERT OR IGNORE INTO link_splits (source, native_id, other_source, other_native_id, split_by, reason, split_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![source, native_id, s, n, by, reason, ts(now)],
+        )?;
+    }
+    let apart_from: Vec<String> = others.iter().map(|(s, n)| format!("{s}/{n}")).collect();
+    let mut log = synclog::Chain::default();
+    let mut entry = Entry::new(
+        Level::Warn,
+        "dossier.split",
+        format!("{source}/{native_id} (code {code}) split out of case {from_case}: {reason}"),
+    )
+    .source(source)
+    .dossier(&from_case)
+    .details(json!({"record": format!("{source}/{native_id}"), "apart_from": apart_from, "reason": reason}));
+    entry.actor = by.to_string();
+    log.append(&tx, now, &entry)?;
+    for id in [old, new] {
+        recompute_with(&tx, &mut log, ctx, id, now, &HashMap::new(), false)?;
+    }
+    let code_of =
+        |id: i64| tx.query_row("SELECT portal_code FROM dossiers WHERE id = ?1", [id], |r| r.get::<_, String>(0));
+    let result = Split { from_case: code_of(old)?, new_case: code_of(new)?, apart_from };
+    tx.commit()?;
+    Ok(result)
 }
 
 /// Recompute a case's canonical dossier and queue what the portal must learn. Returns how many
@@ -1078,6 +1168,47 @@ mod tests {
             .unwrap();
         let cases: i64 = conn2.query_row("SELECT COUNT(*) FROM dossiers", [], |r| r.get(0)).unwrap();
         assert_eq!(cases, 2);
+    }
+
+    #[test]
+    fn a_split_record_gets_a_case_of_its_own_and_is_never_linked_back() {
+        let (_d, mut conn, ctx) = setup();
+        let city = rec("city", "C-8", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        let mut moj = rec("moj", "M-8", "2026-02-03T02:00:00Z", "2026-02-04T02:00:00Z", Status::Processing);
+        moj.reference_codes = vec!["C-8".into()];
+        ingest_page(&mut conn, &ctx, page("city", &city), now()).unwrap();
+        ingest_page(&mut conn, &ctx, page("moj", &moj), now()).unwrap();
+        send_all(&mut conn);
+        let cases = |c: &Connection| -> i64 { c.query_row("SELECT COUNT(*) FROM dossiers", [], |r| r.get(0)).unwrap() };
+        assert_eq!(cases(&conn), 1);
+
+        let s = split(&mut conn, &ctx, "moj", "moj-M-8", "Lan", "another citizen's dossier", now()).unwrap();
+        assert_eq!((s.from_case.as_str(), s.new_case.as_str()), ("C-8", "M-8"));
+        assert_eq!(cases(&conn), 2);
+        let mut sent = send_all(&mut conn);
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![
+                ("C-8".to_string(), outbox::Kind::Upsert, "2".to_string()),
+                ("M-8".to_string(), outbox::Kind::Upsert, "4".to_string()),
+            ],
+            "each case carries its own status again"
+        );
+        let actor: String =
+            conn.query_row("SELECT actor FROM sync_log WHERE kind = 'dossier.split'", [], |r| r.get(0)).unwrap();
+        assert_eq!(actor, "Lan");
+
+        // The ministry record changes and still names the city code: it stays apart.
+        moj.status = Status::Finished;
+        moj.finished_at = Some("2026-02-06T02:00:00Z".parse().unwrap());
+        moj.updated_at = "2026-02-06T02:00:00Z".parse().unwrap();
+        ingest_page(&mut conn, &ctx, page("moj", &moj), now()).unwrap();
+        assert_eq!(cases(&conn), 2);
+        let e = split(&mut conn, &ctx, "moj", "moj-M-8", "Lan", "again", now()).unwrap_err().to_string();
+        assert!(e.contains("alone in its case"), "{e}");
+        let e = split(&mut conn, &ctx, "moj", "nope", "Lan", "x", now()).unwrap_err().to_string();
+        assert!(e.contains("no record"), "{e}");
     }
 
     #[test]

@@ -28,6 +28,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0004_drop_record_codes_record.sql"),
     include_str!("migrations/0005_outbox_key.sql"),
     include_str!("migrations/0006_drop_source_records_code.sql"),
+    include_str!("migrations/0007_link_splits.sql"),
 ];
 
 /// The schema version this binary writes.
