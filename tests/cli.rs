@@ -159,6 +159,17 @@ fn the_demo_runs_and_reports_what_it_syncs() {
 }
 
 #[test]
+fn the_merge_benchmark_runs_and_reports_its_figures() {
+    let (code, out) = run(bin().args(["bench", "merge", "--dossiers", "20000", "--duplicated", "0.5"]));
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.starts_with("merge:")).unwrap_or_else(|| panic!("no figures:\n{out}"));
+    assert!(line.contains("20000 dossiers") && line.contains("dossiers/s"), "{line}");
+    let pairs: u64 =
+        line.split('(').nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap();
+    assert!((9_000..11_000).contains(&pairs), "about half the cases are linked pairs: {line}");
+}
+
+#[test]
 fn the_ingest_benchmark_runs_and_reports_its_figures() {
     let (code, out) = run(bin().args(["bench", "ingest", "--records", "3000", "--page-size", "200"]));
     assert_eq!(code, 0, "{out}");

@@ -43,6 +43,16 @@ pub enum BenchWhat {
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
     },
+    /// Dossiers per second through the pure merge (authority, earliest receipt, field filling),
+    /// with a share of the cases held in both a city and a ministry system.
+    Merge {
+        /// Cases to merge.
+        #[arg(long, default_value_t = 1_000_000)]
+        dossiers: usize,
+        /// Share of the cases with a copy in both systems (0–1).
+        #[arg(long, default_value_t = 0.1)]
+        duplicated: f64,
+    },
 }
 
 /// Peak resident memory of this process, from the kernel (`VmHWM`), in MiB.
@@ -153,6 +163,95 @@ async fn ingest(records: usize, page_size: u32, dir: &Path) -> anyhow::Result<()
     Ok(())
 }
 
+/// Cases are generated in chunks and merged as they come, so that memory stays flat; only the
+/// merging is timed.
+fn merge(dossiers: usize, duplicated: f64) -> anyhow::Result<()> {
+    use crate::core::descriptor::SystemKind;
+    use crate::core::merge::{self, Member, MergeOutcome};
+    use crate::core::record::{Applicant, Procedure, SourceRecord};
+    use crate::core::status::Status;
+    anyhow::ensure!((0.0..=1.0).contains(&duplicated), "--duplicated is a share between 0 and 1");
+    let cutover: crate::core::cutover::CutoverTable =
+        toml::from_str("[[cutover]]\nsource = \"moj\"\nprocedure = \"*\"\ndate = \"2026-01-15\"\n")?;
+    let base: jiff::Timestamp = "2026-01-01T01:00:00Z".parse()?;
+    let mut rng = fastrand::Rng::with_seed(7);
+    let record = |source: &str, i: usize, code: String, rng: &mut fastrand::Rng| {
+        let received = base + jiff::SignedDuration::from_mins(rng.i64(0..60 * 24 * 60));
+        SourceRecord {
+            source: source.into(),
+            native_id: format!("{source}-{i}"),
+            code,
+            reference_codes: vec![],
+            procedure: Procedure {
+                code: "1.001193".into(),
+                name: Some("Đăng ký khai sinh".into()),
+                ..Default::default()
+            },
+            agency: Default::default(),
+            applicant: Applicant {
+                name: Some("Nguyễn Văn A".into()),
+                id_number: Some(format!("0310{i:08}")),
+                ..Default::default()
+            },
+            channel: Some(2),
+            submitted_at: Some(received),
+            received_at: Some(received),
+            due_at: Some(received + jiff::SignedDuration::from_hours(24 * 7)),
+            finished_at: None,
+            returned_at: None,
+            refused_at: None,
+            updated_at: received + jiff::SignedDuration::from_hours(rng.i64(1..200)),
+            status: [Status::Received, Status::Processing, Status::Finished][rng.usize(..3)],
+            summary: None,
+            supplements: vec![],
+            steps: vec![],
+            documents: vec![],
+            results: vec![],
+            fees: vec![],
+            digitized: Some(true),
+            paid_online: None,
+            vneid_verified: None,
+        }
+    };
+    const CHUNK: usize = 10_000;
+    let (mut merged, mut pairs, mut timed) = (0usize, 0usize, std::time::Duration::ZERO);
+    let mut i = 0;
+    while i < dossiers {
+        let n = CHUNK.min(dossiers - i);
+        let cases: Vec<Vec<(SourceRecord, SystemKind)>> = (i..i + n)
+            .map(|k| {
+                let city = record("city", k, format!("H26.1-{k:08}"), &mut rng);
+                if rng.f64() < duplicated {
+                    let mut moj = record("moj", k, format!("BTP-{k:08}"), &mut rng);
+                    moj.reference_codes = vec![city.code.clone()];
+                    vec![(city, SystemKind::City), (moj, SystemKind::Ministry)]
+                } else {
+                    vec![(city, SystemKind::City)]
+                }
+            })
+            .collect();
+        let t = Instant::now();
+        for case in &cases {
+            let members: Vec<Member<'_>> = case.iter().map(|(r, k)| Member { record: r, kind: *k }).collect();
+            if members.len() > 1 {
+                pairs += usize::from(merge::link_rule(members[1].record, members[0].record).is_some());
+            }
+            if let Some(MergeOutcome::Ok(c)) = merge::merge(&members, &cutover, None) {
+                merged += usize::from(!c.portal_code.is_empty());
+            }
+        }
+        timed += t.elapsed();
+        i += n;
+    }
+    let secs = timed.as_secs_f64();
+    println!(
+        "merge: {merged} dossiers ({pairs} held in two systems) in {secs:.2} s: {:.0} dossiers/s; peak RSS {:.0} MiB",
+        merged as f64 / secs,
+        peak_rss_mib().unwrap_or(f64::NAN)
+    );
+    Ok(())
+}
+
 pub fn main(args: &BenchArgs) -> u8 {
     super::init_tracing("warn", false);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -167,6 +266,7 @@ pub fn main(args: &BenchArgs) -> u8 {
                 std::fs::create_dir_all(&dir)?;
                 ingest(*records, *page_size, &dir).await
             }
+            BenchWhat::Merge { dossiers, duplicated } => merge(*dossiers, *duplicated),
         }
     });
     match result {
