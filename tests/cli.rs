@@ -93,6 +93,7 @@ fn broken_copy(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
     let p = d.path().join("dvc-bridge.toml");
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
     std::fs::copy(repo("config/cutover.toml"), d.path().join("cutover.toml")).unwrap();
+    std::fs::copy(repo("config/calendar.toml"), d.path().join("calendar.toml")).unwrap();
     (d, p)
 }
 
@@ -113,6 +114,18 @@ fn an_inline_secret_is_refused_with_the_way_out() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("portal.password") && out.contains("never written inline"), "{out}");
     assert!(!out.contains("hunter2"), "{out}");
+}
+
+#[test]
+fn a_calendar_that_contradicts_itself_is_refused_with_its_file_and_key() {
+    let (d, p) = broken_copy("batch_size = 20", "batch_size = 20");
+    let calendar = d.path().join("calendar.toml");
+    let mut text = std::fs::read_to_string(&calendar).unwrap();
+    text.push_str("\n[[working_day]]\ndate = 2026-01-01\nname = \"a typo\"\n");
+    std::fs::write(&calendar, text).unwrap();
+    let (code, out) = check_copy(&p);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("calendar.toml") && out.contains("working_day") && out.contains("2026-01-01"), "{out}");
 }
 
 #[test]

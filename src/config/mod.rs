@@ -74,6 +74,14 @@ pub struct PathsConfig {
     /// The cutover table, relative to the configuration file.
     #[serde(default = "default_cutover_file")]
     pub cutover_file: PathBuf,
+    /// The working-time calendar (office hours, days off, swapped working days), relative to the
+    /// configuration file.
+    #[serde(default = "default_calendar_file")]
+    pub calendar_file: PathBuf,
+}
+
+fn default_calendar_file() -> PathBuf {
+    PathBuf::from("calendar.toml")
 }
 
 fn default_adapters_dir() -> PathBuf {
@@ -85,7 +93,11 @@ fn default_cutover_file() -> PathBuf {
 
 impl Default for PathsConfig {
     fn default() -> Self {
-        Self { adapters_dir: default_adapters_dir(), cutover_file: default_cutover_file() }
+        Self {
+            adapters_dir: default_adapters_dir(),
+            cutover_file: default_cutover_file(),
+            calendar_file: default_calendar_file(),
+        }
     }
 }
 
@@ -368,6 +380,7 @@ pub struct Settings {
     pub config: Config,
     pub sources: Vec<LoadedSource>,
     pub cutover: CutoverTable,
+    pub calendar: crate::core::calendar::Calendar,
 }
 
 impl Settings {
@@ -618,8 +631,31 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
         },
     };
 
-    if issues.is_empty() {
-        Ok(Settings { file: file.to_path_buf(), config, sources, cutover })
+    let calendar_path = relative_to(&base, &config.paths.calendar_file);
+    let calendar = match std::fs::read_to_string(&calendar_path) {
+        Err(e) => {
+            issues.push(ConfigIssue {
+                file: file.to_path_buf(),
+                key: "paths.calendar_file".into(),
+                reason: format!("cannot read {}: {e}", calendar_path.display()),
+            });
+            None
+        }
+        Ok(text) => match crate::core::calendar::Calendar::parse(&text) {
+            Ok(c) => Some(c),
+            Err(problems) => {
+                issues.extend(problems.into_iter().map(|p| ConfigIssue {
+                    file: calendar_path.clone(),
+                    key: p.key,
+                    reason: p.reason,
+                }));
+                None
+            }
+        },
+    };
+
+    if let (true, Some(calendar)) = (issues.is_empty(), calendar) {
+        Ok(Settings { file: file.to_path_buf(), config, sources, cutover, calendar })
     } else {
         Err(ConfigErrors(issues))
     }

@@ -19,17 +19,14 @@ pub struct CutoverEntry {
     pub date: Date,
 }
 
-fn date_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Text(String),
-        Toml(toml::value::Datetime),
-    }
-    let text = match Either::deserialize(d)? {
-        Either::Text(t) => t,
-        Either::Toml(t) if t.time.is_none() && t.offset.is_none() => t.to_string(),
-        Either::Toml(t) => return Err(serde::de::Error::custom(format!("{t} is not a plain date (write YYYY-MM-DD)"))),
+/// A date as a TOML date (`2026-01-15`) or a string (`"2026-01-15"`); also read by the calendar.
+pub(crate) fn date_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
+    let text = match toml::Value::deserialize(d)? {
+        toml::Value::String(s) => s,
+        toml::Value::Datetime(t) if t.time.is_none() && t.offset.is_none() => t.to_string(),
+        other => {
+            return Err(serde::de::Error::custom(format!("{other} is not a plain date (write YYYY-MM-DD)")));
+        }
     };
     text.parse().map_err(|e| serde::de::Error::custom(format!("{text:?} is not a date (write YYYY-MM-DD): {e}")))
 }

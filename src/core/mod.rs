@@ -5,9 +5,13 @@
 //! - `descriptor` / `mapping`: adapter descriptors and mapping a payload through one.
 //! - `timefmt`: the time formats the systems speak.
 //! - `cutover` / `merge`: dual-running authority and the one canonical dossier per case.
+//! - `identity`: linking by applicant identity (a keyed hash) where codes are not shared.
+//! - `calendar`: the working-time calendar, due times and the on-time verdict.
+//! - `resync`: the scope of a re-sync request.
 //! - `payload`: the portal's objects built from the canonical state.
 //! - `privacy`: masking personal data for logs.
 
+pub mod calendar;
 pub mod cutover;
 pub mod descriptor;
 pub mod identity;
