@@ -84,6 +84,7 @@ impl ResyncArgs {
             quarantined: self.quarantined,
             parked: self.parked,
             all: self.all,
+            split: None,
         }
     }
 
@@ -137,7 +138,7 @@ fn draw(req: &Request) {
 
 /// A read-write connection beside a running daemon (short transactions; the store orders them
 /// with the daemon's), refusing a schema this binary did not write.
-pub fn open(settings: &Settings) -> anyhow::Result<rusqlite::Connection> {
+fn open(settings: &Settings) -> anyhow::Result<rusqlite::Connection> {
     let db = settings.db_path();
     let conn = store::open_reader(&db)?;
     drop(conn);
@@ -236,22 +237,24 @@ pub fn main(file: &Path, args: &ResyncArgs) -> u8 {
             print(&req, args.json);
             return Ok(exit_for(&req));
         }
-        let scope = args.scope();
-        let names: Vec<&str> = settings.sources.iter().map(|s| s.config.name.as_str()).collect();
-        scope.check(&names).map_err(|e| anyhow::anyhow!(e))?;
-        if args.now {
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-            return rt.block_on(now(settings, scope, args.by(), args.json));
-        }
-        let conn = open(&settings)?;
-        let id = resync::request(&conn, &scope, &args.by(), settings.clock().now())?;
-        println!("re-sync #{id} requested: {}", scope.describe());
-        if Lease::try_acquire(&settings.db_path())?.is_some() {
-            eprintln!(
-                "note: no daemon is running on this store; the request waits for it (or run `dvc-bridge resync --now`)"
-            );
-        }
-        if args.wait { follow(&conn, id, args.json) } else { Ok(EXIT_OK) }
+        submit(settings, args.scope(), &args.by(), args.wait, args.now, args.json)
     })();
     result.unwrap_or_else(|e| super::fail(&e))
+}
+
+/// Hand a request to the running daemon (following it with `wait`), or carry it out here (`now`).
+pub fn submit(settings: Settings, scope: Scope, by: &str, wait: bool, now_: bool, json: bool) -> anyhow::Result<u8> {
+    let names: Vec<&str> = settings.sources.iter().map(|s| s.config.name.as_str()).collect();
+    scope.check(&names).map_err(|e| anyhow::anyhow!(e))?;
+    if now_ {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        return rt.block_on(now(settings, scope, by.to_string(), json));
+    }
+    let conn = open(&settings)?;
+    let id = resync::request(&conn, &scope, by, settings.clock().now())?;
+    println!("request #{id}: {}", scope.describe());
+    if Lease::try_acquire(&settings.db_path())?.is_some() {
+        eprintln!("note: no daemon is running on this store; the request waits for it (or add --now)");
+    }
+    if wait { follow(&conn, id, json) } else { Ok(EXIT_OK) }
 }

@@ -1,19 +1,20 @@
 //! `dvc-bridge split SOURCE/NATIVE_ID --by NAME --reason TEXT`: correct a wrong link. The record
 //! leaves its case for a case of its own and is never linked with the case's other members again;
-//! both cases are merged again and queued for the portal. Safe beside a running daemon: it is one
-//! transaction, which the store orders with the daemon's.
+//! both cases are merged again and queued for the portal, and the sync log says who and why.
+//!
+//! Like `resync`, it is a request the running daemon carries out (followed here to its end), or,
+//! with `--now` and no daemon running, carried out in this process under the writer lease.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use clap::Args;
 
-use super::{EXIT_ERROR, EXIT_OK};
-use crate::store::ingest;
+use super::EXIT_ERROR;
+use crate::core::resync::{Scope, SplitRequest};
 
 #[derive(Debug, Args)]
 pub struct SplitArgs {
-    /// The record to take out of its case, as SOURCE/NATIVE_ID (see `explain` or `log --dossier`).
+    /// The record to take out of its case, as SOURCE/NATIVE_ID (see `log --dossier`).
     pub record: String,
     /// Who splits it (for the sync log).
     #[arg(long, value_name = "NAME")]
@@ -21,6 +22,9 @@ pub struct SplitArgs {
     /// Why (for the sync log).
     #[arg(long, value_name = "TEXT")]
     pub reason: String,
+    /// No daemon is running: carry the split out in this process.
+    #[arg(long)]
+    pub now: bool,
     /// Print the outcome as JSON.
     #[arg(long)]
     pub json: bool,
@@ -28,7 +32,7 @@ pub struct SplitArgs {
 
 pub fn main(file: &Path, args: &SplitArgs) -> u8 {
     super::init_tracing("warn", false);
-    let result = (|| -> anyhow::Result<()> {
+    let result = (|| -> anyhow::Result<u8> {
         let (source, native_id) = args
             .record
             .split_once('/')
@@ -39,27 +43,13 @@ pub fn main(file: &Path, args: &SplitArgs) -> u8 {
             "--by and --reason must not be empty"
         );
         let settings =
-            crate::config::load(file, false).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))?;
-        let ctx = Arc::new(crate::daemon::merge_ctx(&settings));
-        let mut conn = super::resync::open(&settings)?;
-        let s = ingest::split(&mut conn, &ctx, source, native_id, &args.by, &args.reason, settings.clock().now())?;
-        if args.json {
-            println!("{}", serde_json::to_string(&s)?);
-        } else {
-            println!(
-                "{source}/{native_id} is now case {} of its own; case {} keeps {}",
-                s.new_case,
-                s.from_case,
-                s.apart_from.join(", ")
-            );
-        }
-        Ok(())
+            crate::config::load(file, args.now).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))?;
+        let split = SplitRequest { source: source.into(), native_id: native_id.into(), reason: args.reason.clone() };
+        let scope = Scope { split: Some(split), ..Scope::default() };
+        super::resync::submit(settings, scope, &args.by, true, args.now, args.json)
     })();
-    match result {
-        Ok(()) => EXIT_OK,
-        Err(e) => {
-            eprintln!("dvc-bridge split: {e:#}");
-            EXIT_ERROR
-        }
-    }
+    result.unwrap_or_else(|e| {
+        eprintln!("dvc-bridge split: {e:#}");
+        EXIT_ERROR
+    })
 }

@@ -33,6 +33,18 @@ pub struct Scope {
     /// Every source walked again, every case merged again, quarantine and parked rows retried.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub all: bool,
+    /// An operator's split of a wrongly linked record out of its case (`dvc-bridge split`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitRequest>,
+}
+
+/// A record to take out of its case, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitRequest {
+    pub source: String,
+    pub native_id: String,
+    pub reason: String,
 }
 
 impl Scope {
@@ -44,7 +56,8 @@ impl Scope {
             || self.procedure.is_some()
             || self.quarantined
             || self.parked
-            || self.all;
+            || self.all
+            || self.split.is_some();
         if (self.since.is_some() || self.until.is_some()) && self.source.is_none() {
             return Err("--since and --until narrow a --source: name the source too".into());
         }
@@ -104,6 +117,9 @@ impl Scope {
         }
         if self.parked {
             parts.push("parked deliveries".into());
+        }
+        if let Some(s) = &self.split {
+            parts.push(format!("split {}/{} out of its case ({})", s.source, s.native_id, s.reason));
         }
         parts.join("; ")
     }
