@@ -94,6 +94,7 @@ fn broken_copy(from: &str, to: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
     std::fs::copy(repo("config/cutover.toml"), d.path().join("cutover.toml")).unwrap();
     std::fs::copy(repo("config/calendar.toml"), d.path().join("calendar.toml")).unwrap();
+    std::fs::copy(repo("config/procedures.toml"), d.path().join("procedures.toml")).unwrap();
     (d, p)
 }
 

@@ -110,6 +110,9 @@ impl Default for BridgeTuning {
 /// The shipped working-time calendar.
 pub const CALENDAR: &str = include_str!("../../config/calendar.toml");
 
+/// The shipped procedure time limits (the simulated systems' procedures).
+pub const PROCEDURES: &str = include_str!("../../config/procedures.toml");
+
 /// Write a complete configuration pointing at the simulated world: adapters, the world's cutover
 /// table, one secret file per secret, and `config/dvc-bridge.toml` with the database in `dir/data`.
 /// Returns the config's path.
@@ -128,6 +131,7 @@ pub fn write_config(dir: &Path, world: &World, opts: &SimOptions, t: &BridgeTuni
     }
     write(&dir.join("config/cutover.toml"), &cutover)?;
     write(&dir.join("config/calendar.toml"), CALENDAR)?;
+    write(&dir.join("config/procedures.toml"), PROCEDURES)?;
     let secrets = dir.join("secrets");
     write(&secrets.join("portal-password"), &opts.portal_password)?;
     let file = |p: &Path| format!("{{ file = {} }}", s(&p.display().to_string()));
@@ -140,6 +144,7 @@ data_dir = {data}
 adapters_dir = "../adapters"
 cutover_file = "cutover.toml"
 calendar_file = "calendar.toml"
+procedures_file = "procedures.toml"
 
 [clock]
 mode = "simulated"

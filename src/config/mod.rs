@@ -78,10 +78,17 @@ pub struct PathsConfig {
     /// configuration file.
     #[serde(default = "default_calendar_file")]
     pub calendar_file: PathBuf,
+    /// Each procedure's time limit, relative to the configuration file.
+    #[serde(default = "default_procedures_file")]
+    pub procedures_file: PathBuf,
 }
 
 fn default_calendar_file() -> PathBuf {
     PathBuf::from("calendar.toml")
+}
+
+fn default_procedures_file() -> PathBuf {
+    PathBuf::from("procedures.toml")
 }
 
 fn default_adapters_dir() -> PathBuf {
@@ -97,6 +104,7 @@ impl Default for PathsConfig {
             adapters_dir: default_adapters_dir(),
             cutover_file: default_cutover_file(),
             calendar_file: default_calendar_file(),
+            procedures_file: default_procedures_file(),
         }
     }
 }
@@ -381,6 +389,7 @@ pub struct Settings {
     pub sources: Vec<LoadedSource>,
     pub cutover: CutoverTable,
     pub calendar: crate::core::calendar::Calendar,
+    pub procedures: crate::core::procedures::ProcedureTable,
 }
 
 impl Settings {
@@ -654,8 +663,41 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
         },
     };
 
+    let procedures_path = relative_to(&base, &config.paths.procedures_file);
+    let procedures = match std::fs::read_to_string(&procedures_path) {
+        Err(e) => {
+            issues.push(ConfigIssue {
+                file: file.to_path_buf(),
+                key: "paths.procedures_file".into(),
+                reason: format!("cannot read {}: {e}", procedures_path.display()),
+            });
+            Default::default()
+        }
+        Ok(text) => match toml::Deserializer::parse(&text)
+            .map_err(|e| ConfigIssue {
+                file: procedures_path.clone(),
+                key: String::new(),
+                reason: e.to_string().trim_end().to_string(),
+            })
+            .and_then(|de| {
+                serde_path_to_error::deserialize::<_, crate::core::procedures::ProcedureTable>(de)
+                    .map_err(|e| toml_issue(&procedures_path, e))
+            }) {
+            Ok(t) => {
+                for (key, reason) in t.problems() {
+                    issues.push(ConfigIssue { file: procedures_path.clone(), key, reason });
+                }
+                t
+            }
+            Err(issue) => {
+                issues.push(issue);
+                Default::default()
+            }
+        },
+    };
+
     if let (true, Some(calendar)) = (issues.is_empty(), calendar) {
-        Ok(Settings { file: file.to_path_buf(), config, sources, cutover, calendar })
+        Ok(Settings { file: file.to_path_buf(), config, sources, cutover, calendar, procedures })
     } else {
         Err(ConfigErrors(issues))
     }

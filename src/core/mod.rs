@@ -7,6 +7,7 @@
 //! - `cutover` / `merge`: dual-running authority and the one canonical dossier per case.
 //! - `identity`: linking by applicant identity (a keyed hash) where codes are not shared.
 //! - `calendar`: the working-time calendar, due times and the on-time verdict.
+//! - `procedures`: each procedure's time limit.
 //! - `resync`: the scope of a re-sync request.
 //! - `payload`: the portal's objects built from the canonical state.
 //! - `privacy`: masking personal data for logs.
@@ -19,6 +20,7 @@ pub mod mapping;
 pub mod merge;
 pub mod payload;
 pub mod privacy;
+pub mod procedures;
 pub mod record;
 pub mod resync;
 pub mod status;
