@@ -409,6 +409,39 @@ impl Settings {
     }
 }
 
+/// Read a data file the configuration names (`key` says which setting named it): its problems
+/// go to `issues`, each with the file and the key inside it.
+fn read_table<T: serde::de::DeserializeOwned>(
+    config_file: &Path,
+    key: &str,
+    path: &Path,
+    issues: &mut Vec<ConfigIssue>,
+) -> Option<T> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => {
+            issues.push(ConfigIssue {
+                file: config_file.to_path_buf(),
+                key: key.into(),
+                reason: format!("cannot read {}: {e}", path.display()),
+            });
+            return None;
+        }
+    };
+    let de = match toml::Deserializer::parse(&text) {
+        Ok(de) => de,
+        Err(e) => {
+            issues.push(ConfigIssue {
+                file: path.to_path_buf(),
+                key: String::new(),
+                reason: e.to_string().trim_end().to_string(),
+            });
+            return None;
+        }
+    };
+    serde_path_to_error::deserialize(de).map_err(|e| issues.push(toml_issue(path, e))).ok()
+}
+
 fn toml_issue(file: &Path, e: serde_path_to_error::Error<toml::de::Error>) -> ConfigIssue {
     ConfigIssue {
         file: file.to_path_buf(),
@@ -601,44 +634,16 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
     }
 
     let cutover_path = relative_to(&base, &config.paths.cutover_file);
-    let cutover = match std::fs::read_to_string(&cutover_path) {
-        Err(e) => {
+    let cutover: CutoverTable = read_table(file, "paths.cutover_file", &cutover_path, &mut issues).unwrap_or_default();
+    for (i, row) in cutover.cutover.iter().enumerate() {
+        if !config.sources.iter().any(|s| s.name == row.source) {
             issues.push(ConfigIssue {
-                file: file.to_path_buf(),
-                key: "paths.cutover_file".into(),
-                reason: format!("cannot read {}: {e}", cutover_path.display()),
+                file: cutover_path.clone(),
+                key: format!("cutover[{i}].source"),
+                reason: format!("{:?} is not a configured source", row.source),
             });
-            CutoverTable::default()
         }
-        Ok(text) => match toml::Deserializer::parse(&text) {
-            Err(e) => {
-                issues.push(ConfigIssue {
-                    file: cutover_path.clone(),
-                    key: String::new(),
-                    reason: e.to_string().trim_end().to_string(),
-                });
-                CutoverTable::default()
-            }
-            Ok(de) => match serde_path_to_error::deserialize::<_, CutoverTable>(de) {
-                Ok(t) => {
-                    for (i, row) in t.cutover.iter().enumerate() {
-                        if !config.sources.iter().any(|s| s.name == row.source) {
-                            issues.push(ConfigIssue {
-                                file: cutover_path.clone(),
-                                key: format!("cutover[{i}].source"),
-                                reason: format!("{:?} is not a configured source", row.source),
-                            });
-                        }
-                    }
-                    t
-                }
-                Err(e) => {
-                    issues.push(toml_issue(&cutover_path, e));
-                    CutoverTable::default()
-                }
-            },
-        },
-    };
+    }
 
     let calendar_path = relative_to(&base, &config.paths.calendar_file);
     let calendar = match std::fs::read_to_string(&calendar_path) {
@@ -664,37 +669,11 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
     };
 
     let procedures_path = relative_to(&base, &config.paths.procedures_file);
-    let procedures = match std::fs::read_to_string(&procedures_path) {
-        Err(e) => {
-            issues.push(ConfigIssue {
-                file: file.to_path_buf(),
-                key: "paths.procedures_file".into(),
-                reason: format!("cannot read {}: {e}", procedures_path.display()),
-            });
-            Default::default()
-        }
-        Ok(text) => match toml::Deserializer::parse(&text)
-            .map_err(|e| ConfigIssue {
-                file: procedures_path.clone(),
-                key: String::new(),
-                reason: e.to_string().trim_end().to_string(),
-            })
-            .and_then(|de| {
-                serde_path_to_error::deserialize::<_, crate::core::procedures::ProcedureTable>(de)
-                    .map_err(|e| toml_issue(&procedures_path, e))
-            }) {
-            Ok(t) => {
-                for (key, reason) in t.problems() {
-                    issues.push(ConfigIssue { file: procedures_path.clone(), key, reason });
-                }
-                t
-            }
-            Err(issue) => {
-                issues.push(issue);
-                Default::default()
-            }
-        },
-    };
+    let procedures: crate::core::procedures::ProcedureTable =
+        read_table(file, "paths.procedures_file", &procedures_path, &mut issues).unwrap_or_default();
+    for (key, reason) in procedures.problems() {
+        issues.push(ConfigIssue { file: procedures_path.clone(), key, reason });
+    }
 
     if let (true, Some(calendar)) = (issues.is_empty(), calendar) {
         Ok(Settings { file: file.to_path_buf(), config, sources, cutover, calendar, procedures })
