@@ -121,6 +121,32 @@ async fn resync_runs_in_the_daemon_or_here_and_leaves_an_audit_trail() {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .unwrap();
+    // `explain` of that pair: both members, the rule that linked them, who is authoritative, where
+    // each field came from, and the due time worked out on the calendar.
+    let code: String = c
+        .query_row("SELECT code FROM source_records WHERE source = ?1 AND native_id = ?2", [&source, &native_id], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let (rc, out, err) = h.cli(&["explain", &code, "--json"]);
+    assert_eq!(rc, 0, "{out}\n{err}");
+    let x: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    let members = x["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{x}");
+    assert!(members.iter().any(|m| m["linked_by"] == "same_code" || m["linked_by"] == "reference"), "{x}");
+    assert!(x["authority"]["why"].as_str().is_some_and(|w| !w.is_empty()), "{x}");
+    assert!(x["fields"]["received_at"]["from"].as_str().is_some_and(|f| f.contains('/')), "{x}");
+    assert!(
+        x["deadline"]["computed_due"].is_string() || x["deadline"]["note"].is_string(),
+        "a due time, or why there is none: {x}"
+    );
+    let (rc, out, _) = h.cli(&["explain", &code]);
+    assert_eq!(rc, 0);
+    assert!(out.contains("Authoritative:") && out.contains("Due time:"), "{out}");
+    let (rc, _, err) = h.cli(&["explain", "NO-SUCH-CODE"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("no dossier"), "{err}");
+
     let cases = h.query_i64("SELECT COUNT(*) FROM dossiers");
     let record = format!("{source}/{native_id}");
     let (rc, out, err) = h.cli(&["split", &record, "--by", "Lan", "--reason", "two citizens' dossiers", "--json"]);

@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod check_config;
 pub mod demo;
+pub mod explain;
 pub mod log;
 pub mod resync;
 pub mod run;
@@ -60,6 +61,8 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Read the sync log.
     Log(log::LogArgs),
+    /// Why a dossier is what it is: members, links, authority, field origins, due time, verdict.
+    Explain(explain::ExplainArgs),
     /// Re-sync dossiers, a source, a procedure, quarantined or parked items, or everything,
     /// without stopping the daemon.
     Resync(resync::ResyncArgs),
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig => check_config::main(&cli.config),
         Command::Status(ref a) => status::main(&cli.config, a),
         Command::Log(ref a) => log::main(&cli.config, a),
+        Command::Explain(ref a) => explain::main(&cli.config, a),
         Command::Resync(ref a) => resync::main(&cli.config, a),
         Command::Split(ref a) => split::main(&cli.config, a),
         Command::Run => run::main(&cli.config, cli.log_format),

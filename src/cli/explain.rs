@@ -1,0 +1,242 @@
+//! `dvc-bridge explain CODE [--json]`: why a dossier is what it is. The members and the rule that
+//! linked each, the authoritative member and why, where each pushed field came from, the due time
+//! the bridge computes with its working-time arithmetic against the source's, the on-time verdict,
+//! and what the portal last acknowledged. Read-only: safe beside the running daemon.
+
+use std::path::Path;
+
+use clap::Args;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+
+use super::{EXIT_ERROR, EXIT_OK};
+use crate::config::Settings;
+use crate::core::calendar::{DeadlineCase, Pause};
+use crate::core::merge::{self, Member, MergeOutcome};
+use crate::core::payload;
+use crate::core::privacy;
+use crate::core::record::SourceRecord;
+use crate::core::timefmt::display_time;
+use crate::store;
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// A dossier code: the portal's, or any member's.
+    pub code: String,
+    /// One JSON object, for tools.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn time(t: Option<jiff::Timestamp>) -> Value {
+    t.map(|t| Value::String(display_time(t))).unwrap_or(Value::Null)
+}
+
+/// Which member a pushed value came from: the authoritative one when it holds that value,
+/// otherwise the first member (in merge order) that does.
+fn origin<T: PartialEq>(
+    members: &[&SourceRecord],
+    authority: &SourceRecord,
+    value: &T,
+    get: impl Fn(&SourceRecord) -> T,
+) -> String {
+    let key = |r: &SourceRecord| format!("{}/{}", r.source, r.native_id);
+    if get(authority) == *value {
+        return key(authority);
+    }
+    members.iter().find(|r| get(r) == *value).map(|r| key(r)).unwrap_or_else(|| "(none)".into())
+}
+
+fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result<Value> {
+    let id: i64 = conn
+        .query_row(
+            "SELECT id FROM dossiers WHERE portal_code = ?1
+             UNION SELECT dossier_id FROM source_records WHERE dossier_id IS NOT NULL
+               AND (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1) AND code = ?1
+             LIMIT 1",
+            [code],
+            |r| r.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| anyhow::anyhow!("no dossier with the code {code:?} in the store"))?;
+    let (portal_code, version, decision, conflict): (String, i64, Option<String>, Option<String>) =
+        conn.query_row("SELECT portal_code, version, canonical, conflict FROM dossiers WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
+    let mut stmt = conn.prepare(
+        "SELECT source, native_id, code, link_rule, mapped FROM source_records WHERE dossier_id = ?1 ORDER BY source, native_id",
+    )?;
+    let rows: Vec<(String, String, String, Option<String>, String)> = stmt
+        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<_, _>>()?;
+    let records: Vec<SourceRecord> = rows.iter().map(|r| serde_json::from_str(&r.4)).collect::<Result<_, _>>()?;
+    let ctx = crate::daemon::merge_ctx(settings);
+    let kind = |s: &str| ctx.sources.get(s).map(|k| k.0).unwrap_or(crate::core::descriptor::SystemKind::City);
+    let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: kind(&r.source) }).collect();
+    let canonical = match merge::merge(&members, &ctx.cutover, None) {
+        Some(MergeOutcome::Ok(c)) | Some(MergeOutcome::Regression { canonical: c, .. }) => c,
+        None => anyhow::bail!("case {portal_code} has no members"),
+    };
+    let state = &canonical.state;
+    let authority = records
+        .iter()
+        .find(|r| {
+            (r.source.as_str(), r.native_id.as_str())
+                == (canonical.authority.0.as_str(), canonical.authority.1.as_str())
+        })
+        .unwrap_or(&records[0]);
+    let refs: Vec<&SourceRecord> = records.iter().collect();
+    let fields = json!({
+        "status": {"value": state.status.code(), "from": origin(&refs, authority, &state.status, |r| r.status)},
+        "received_at": {"value": time(state.received_at), "from": origin(&refs, authority, &state.received_at, |r| r.received_at), "rule": "the earliest receipt of any member"},
+        "due_at": {"value": time(state.due_at), "from": origin(&refs, authority, &state.due_at, |r| r.due_at)},
+        "ended_at": {"value": time(payload::end_time(state)), "from": origin(&refs, authority, &payload::end_time(state), payload::end_time)},
+        "code": {"value": state.code, "from": origin(&refs, authority, &state.code, |r| r.code.clone()), "rule": "the code of the earliest-received member"},
+        "procedure": {"value": state.procedure.code, "from": origin(&refs, authority, &state.procedure.code, |r| r.procedure.code.clone())},
+        "applicant": {"value": state.applicant.name.as_deref().map(privacy::mask_name), "from": origin(&refs, authority, &state.applicant.name, |r| r.applicant.name.clone())},
+        "agency": {"value": state.agency.name, "from": origin(&refs, authority, &state.agency.name, |r| r.agency.name.clone())},
+    });
+    let now = settings.clock().now();
+    let deadline = match (settings.procedures.limit_for(&state.procedure.code), state.arrived_at()) {
+        (Some(limit), Some(received)) => {
+            let pauses: Vec<Pause> = state.supplements.iter().map(Pause::from).collect();
+            let case = DeadlineCase {
+                received_at: received,
+                limit,
+                supplements: &pauses,
+                ended_at: payload::end_time(state),
+                as_of: now,
+            };
+            match settings.calendar.explain(&case) {
+                Ok(a) => json!({
+                    "limit": limit.to_string(),
+                    "computed_due": time(Some(a.due)),
+                    "source_due": time(state.due_at),
+                    "agrees": state.due_at.map(|d| d == a.due),
+                    "paused_minutes": a.paused.as_secs() / 60,
+                    "verdict": a.verdict.map(|v| v.name_vi().to_string()),
+                    "uncovered_years": a.uncovered_years,
+                    "steps": a.steps,
+                }),
+                Err(e) => json!({"error": e.to_string()}),
+            }
+        }
+        (None, _) => {
+            json!({"note": format!("procedure {} has no time limit in the procedures table", state.procedure.code)})
+        }
+        (_, None) => json!({"note": "no receipt time: nothing to count from"}),
+    };
+    let portal: Option<Value> = conn
+        .query_row(
+            "SELECT version, status, live, acked_at FROM portal_state WHERE code = ?1",
+            [&portal_code],
+            |r| Ok(json!({"version": r.get::<_, i64>(0)?, "status": r.get::<_, i64>(1)?, "live": r.get::<_, bool>(2)?, "acked_at": r.get::<_, String>(3)?})),
+        )
+        .optional()?;
+    let queued: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM outbox WHERE dossier_id = ?1 AND code = ?2",
+        params![id, portal_code],
+        |r| r.get(0),
+    )?;
+    Ok(json!({
+        "code": portal_code,
+        "version": version,
+        "conflict": conflict,
+        "members": rows.iter().zip(&records).map(|(row, r)| json!({
+            "record": format!("{}/{}", row.0, row.1),
+            "code": row.2,
+            "linked_by": row.3,
+            "kind": kind(&row.0),
+            "status": r.status.code(),
+            "received_at": time(r.arrived_at()),
+            "updated_at": time(Some(r.updated_at)),
+        })).collect::<Vec<_>>(),
+        "authority": {"record": format!("{}/{}", canonical.authority.0, canonical.authority.1), "why": canonical.authority_reason.describe()},
+        "stored_decision": decision.and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+        "other_codes": canonical.other_codes,
+        "fields": fields,
+        "deadline": deadline,
+        "portal": portal,
+        "queued_for_portal": queued,
+    }))
+}
+
+fn print(v: &Value) {
+    let s = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        other => other.to_string(),
+    };
+    println!("Dossier {} (version {})", s(&v["code"]), s(&v["version"]));
+    if !v["conflict"].is_null() {
+        println!("  CONFLICT: {}", s(&v["conflict"]));
+    }
+    println!("Members:");
+    for m in v["members"].as_array().into_iter().flatten() {
+        println!(
+            "  {:<32} code {:<24} linked by {:<10} status {:<2} received {}  updated {}",
+            s(&m["record"]),
+            s(&m["code"]),
+            s(&m["linked_by"]),
+            s(&m["status"]),
+            s(&m["received_at"]),
+            s(&m["updated_at"])
+        );
+    }
+    println!("Authoritative: {} — {}", s(&v["authority"]["record"]), s(&v["authority"]["why"]));
+    println!("Fields pushed:");
+    for (name, f) in v["fields"].as_object().into_iter().flatten() {
+        let rule = if f["rule"].is_null() { String::new() } else { format!(" ({})", s(&f["rule"])) };
+        println!("  {name:<12} {:<28} from {}{rule}", s(&f["value"]), s(&f["from"]));
+    }
+    let d = &v["deadline"];
+    println!("Due time:");
+    if d["computed_due"].is_null() {
+        println!("  {}", s(if d["note"].is_null() { &d["error"] } else { &d["note"] }));
+    } else {
+        println!(
+            "  limit {}; computed {}; source {}{}",
+            s(&d["limit"]),
+            s(&d["computed_due"]),
+            s(&d["source_due"]),
+            if d["agrees"] == Value::Bool(false) { "  ← DIFFERS" } else { "" }
+        );
+        for step in d["steps"].as_array().into_iter().flatten() {
+            println!("    {}", s(step));
+        }
+        println!("  verdict: {}", s(&d["verdict"]));
+    }
+    match v["portal"].as_object() {
+        Some(p) => println!(
+            "Portal: version {} status {} {} (acknowledged {}); {} update(s) queued",
+            s(&p["version"]),
+            s(&p["status"]),
+            if p["live"] == Value::Bool(true) { "live" } else { "closed" },
+            s(&p["acked_at"]),
+            s(&v["queued_for_portal"])
+        ),
+        None => println!("Portal: not acknowledged yet; {} update(s) queued", s(&v["queued_for_portal"])),
+    }
+}
+
+pub fn main(file: &Path, args: &ExplainArgs) -> u8 {
+    let result = (|| -> anyhow::Result<()> {
+        let settings =
+            crate::config::load(file, false).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))?;
+        let conn = store::open_reader(&settings.db_path())?;
+        let v = explain(&settings, &conn, &args.code)?;
+        if args.json {
+            println!("{v}");
+        } else {
+            print(&v);
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("dvc-bridge explain: {e:#}");
+            EXIT_ERROR
+        }
+    }
+}
