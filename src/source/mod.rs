@@ -191,12 +191,15 @@ impl<F: Fetch> Poller<F> {
         prev_ids: &[Option<String>],
     ) -> anyhow::Result<fetch::PageAnswer> {
         const ASKS: usize = 3;
-        for _ in 0..ASKS {
+        for ask in 0..ASKS {
             let answer = self.fetch.fetch(req).await?;
-            let repeated = !prev_ids.is_empty()
-                && !matches!(req.position, Position::First)
+            let same_as_before = !prev_ids.is_empty()
                 && answer.records.len() == prev_ids.len()
                 && answer.records.iter().zip(prev_ids).all(|(v, id)| self.mapper.native_id(v) == *id);
+            // A keyset restart may rightly answer exactly the previous page (every record of it at
+            // the restart's time), but so does a stale repeat, whose continuation would skip the
+            // listing's true first pages: it is asked once more, and then trusted.
+            let repeated = same_as_before && (!matches!(req.position, Position::First) || ask == 0);
             let unfiltered = req
                 .since
                 .is_some_and(|s| answer.records.iter().any(|v| self.mapper.updated_at(v).is_some_and(|t| t < s)));
@@ -292,6 +295,20 @@ impl<F: Fetch> Poller<F> {
                 max_seen = Some(m.clone());
             }
             if order == PageOrder::UpdatedAsc {
+                let run = match (matches!(req.position, Position::First), req.since) {
+                    (false, Some(run)) => Some(run),
+                    _ => None,
+                };
+                // The run's records on the page before count as read in it before this page is
+                // checked: one of them that moved on is what shifts a record past this page.
+                if let Some(run) = run {
+                    hold = Some(hold.map_or(run, |h| h.min(run)));
+                    for (t, id) in &prev_keys {
+                        if *t == run {
+                            in_runs.insert(hasher.hash_one(id), run);
+                        }
+                    }
+                }
                 for (t, id) in &keys {
                     if let Some(run) = in_runs.get(&hasher.hash_one(id))
                         && run < t
@@ -299,9 +316,8 @@ impl<F: Fetch> Poller<F> {
                         disturbed = Some(disturbed.map_or(*run, |d| d.min(*run)));
                     }
                 }
-                if let (false, Some(run)) = (matches!(req.position, Position::First), req.since) {
-                    hold = Some(hold.map_or(run, |h| h.min(run)));
-                    for (t, id) in prev_keys.iter().chain(&keys) {
+                if let Some(run) = run {
+                    for (t, id) in &keys {
                         if *t == run {
                             in_runs.insert(hasher.hash_one(id), run);
                         }

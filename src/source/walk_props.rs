@@ -281,6 +281,25 @@ fn run_case(
     })
 }
 
+/// The shrunk case that found two holes: a stale repeat of the previous page answering a keyset
+/// restart (its continuation skipped the true first pages), and a record of a run's first page
+/// moving on before the run's second page (checked only from the third page on).
+#[test]
+fn regression_a_repeated_page_after_records_moved() {
+    let batches = vec![
+        vec![Change::Tick(1), Change::Insert, Change::Insert, Change::Insert],
+        vec![Change::Update(211)],
+        vec![Change::Update(713), Change::Tick(1), Change::Update(50)],
+        vec![Change::RepeatPage, Change::Insert, Change::Update(59), Change::Update(40)],
+        vec![Change::Update(452)],
+        vec![],
+        vec![],
+        vec![],
+        vec![Change::Update(469)],
+    ];
+    assert_eq!(run_case(7, batches, 4, Style::Page, true, 0, 1), Ok(()));
+}
+
 /// The shrunk case that found the shifting-run bug: a run of equal timestamps longer than a page,
 /// records of the run updated while the walk pages through it by position.
 #[test]
