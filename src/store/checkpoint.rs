@@ -36,17 +36,19 @@ pub fn run(db: PathBuf, commits: Receiver<()>) {
     };
     let _ = conn.busy_timeout(Duration::from_secs(10));
     let mut last = Instant::now();
+    // Whether the writer ran a job since the last checkpoint: an idle store is left alone.
+    let mut dirty = false;
     loop {
         match commits.recv_timeout(EVERY) {
-            Ok(()) => {}
-            // Idle: copy what the last commits left.
-            Err(RecvTimeoutError::Timeout) => last -= EVERY,
+            Ok(()) => dirty = true,
+            // Quiet for a while: copy what the last commits left, if any.
+            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        if last.elapsed() < EVERY {
+        if !dirty || last.elapsed() < EVERY {
             continue;
         }
-        last = Instant::now();
+        (last, dirty) = (Instant::now(), false);
         // The result row (busy, frames in the WAL, frames copied) matters only when it fails.
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "background checkpoint failed; the writer's own checkpoints remain");
