@@ -263,7 +263,7 @@ pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp
     for (i, (p, stored)) in touched.iter().enumerate() {
         let linked = link(&tx, &mut log, ctx, p, *stored, now)?;
         if *stored == Stored::New {
-            insert_new(&tx, ctx, p, &linked, now)?;
+            insert_new(&tx, p, &linked, now)?;
         } else if let Some(rule) = linked.moved {
             tx.prepare_cached(
                 "UPDATE source_records SET dossier_id = ?3, link_rule = ?4 WHERE source = ?1 AND native_id = ?2",
@@ -417,13 +417,13 @@ fn store_changed(
     for code in &old_codes {
         forget.execute(params![code, rec.source, rec.native_id])?;
     }
-    write_codes(conn, ctx, rec)
+    write_codes(conn, rec, ctx.identity.as_ref().and_then(|l| l.code_of(rec)).as_deref())
 }
 
 /// Store a record seen for the first time, already placed in its case.
-fn insert_new(conn: &Connection, ctx: &MergeCtx, p: &Prepared, linked: &Linked, now: Timestamp) -> anyhow::Result<()> {
+fn insert_new(conn: &Connection, p: &Prepared, linked: &Linked, now: Timestamp) -> anyhow::Result<()> {
     write_record(conn, p, Some((linked.id, linked.moved.unwrap_or(LinkRule::First))), now)?;
-    write_codes(conn, ctx, &p.record)
+    write_codes(conn, &p.record, linked.identity.as_deref())
 }
 
 /// Insert a record (with its case, `placed`) or update a stored one's content (its case is left
@@ -465,13 +465,13 @@ fn write_record(
 
 /// Every code a record is known by or points at, and its identity pseudo-code where linking by
 /// identity covers it, for `link` to find.
-fn write_codes(conn: &Connection, ctx: &MergeCtx, rec: &SourceRecord) -> anyhow::Result<()> {
+fn write_codes(conn: &Connection, rec: &SourceRecord, identity: Option<&str>) -> anyhow::Result<()> {
     let mut stmt =
         conn.prepare_cached("INSERT OR IGNORE INTO record_codes (code, source, native_id) VALUES (?1, ?2, ?3)")?;
     for code in rec.all_codes() {
         stmt.execute(params![code, rec.source, rec.native_id])?;
     }
-    if let Some(code) = ctx.identity.as_ref().and_then(|l| l.code_of(rec)) {
+    if let Some(code) = identity {
         stmt.execute(params![code, rec.source, rec.native_id])?;
     }
     Ok(())
@@ -524,6 +524,8 @@ struct Linked {
     moved: Option<LinkRule>,
     /// Cases joined into `id` because this record showed them to be the same.
     joined: Vec<i64>,
+    /// The record's identity pseudo-code, where linking by identity covers it.
+    identity: Option<String>,
 }
 
 /// Decide the case of a record (stored if it changed, about to be stored if it is new), creating
@@ -547,6 +549,8 @@ fn link(
     // filed under the same identity and received within the window.
     let mut matches: Vec<(i64, String, String)> = Vec::new();
     let mut by_identity: Vec<(i64, String, String)> = Vec::new();
+    let linking = ctx.identity.as_ref();
+    let identity = linking.and_then(|l| l.code_of(rec));
     {
         let mut stmt = conn.prepare_cached(
             // A subquery, not a join: the bundled SQLite re-prepared the join form of this
@@ -556,8 +560,7 @@ fn link(
              WHERE dossier_id IS NOT NULL
                AND (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1)",
         )?;
-        let identity = ctx.identity.as_ref().and_then(|l| Some((l, l.code_of(rec)?)));
-        let codes = rec.all_codes().map(|c| (c, false)).chain(identity.as_ref().map(|(_, c)| (c.as_str(), true)));
+        let codes = rec.all_codes().map(|c| (c, false)).chain(identity.as_deref().map(|c| (c, true)));
         for (code, is_identity) in codes {
             for row in stmt.query_map(params![code], |r| {
                 Ok(((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?), r.get::<_, Option<String>>(3)?))
@@ -568,7 +571,7 @@ fn link(
                 }
                 if is_identity {
                     let other = received.and_then(|t| t.parse::<Timestamp>().ok());
-                    if !identity.as_ref().is_some_and(|(l, _)| l.within_window(rec.arrived_at(), other)) {
+                    if !linking.is_some_and(|l| l.within_window(rec.arrived_at(), other)) {
                         continue;
                     }
                     by_identity.push(row.clone());
@@ -605,7 +608,7 @@ fn link(
         )?
         .execute(params![rec.code, s.status, s.due_at, s.received_at, s.object_hash, s.decision, ts(now)])?;
         let id = conn.last_insert_rowid();
-        return Ok(Linked { id, created: true, moved: Some(LinkRule::First), joined: Vec::new() });
+        return Ok(Linked { id, created: true, moved: Some(LinkRule::First), joined: Vec::new(), identity });
     };
     let mut moved = None;
     if current != Some(target) {
@@ -666,7 +669,13 @@ fn link(
             .dossier(&other_code),
         )?;
     }
-    Ok(Linked { id: target, created: false, moved, joined: ids.into_iter().filter(|&i| i != target).collect() })
+    Ok(Linked {
+        id: target,
+        created: false,
+        moved,
+        joined: ids.into_iter().filter(|&i| i != target).collect(),
+        identity,
+    })
 }
 
 /// What `split` did: the case the record left and the case it now is.
