@@ -48,16 +48,9 @@ fn origin<T: PartialEq>(
 }
 
 fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result<Value> {
-    let id: i64 = conn
-        .query_row(
-            "SELECT id FROM dossiers WHERE portal_code = ?1
-             UNION SELECT dossier_id FROM source_records WHERE dossier_id IS NOT NULL
-               AND (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1) AND code = ?1
-             LIMIT 1",
-            [code],
-            |r| r.get(0),
-        )
-        .optional()?
+    let id: i64 = store::report::cases_with_code(conn, code)?
+        .into_iter()
+        .min()
         .ok_or_else(|| anyhow::anyhow!("no dossier with the code {code:?} in the store"))?;
     let (portal_code, version, decision, conflict): (String, i64, Option<String>, Option<String>) =
         conn.query_row("SELECT portal_code, version, canonical, conflict FROM dossiers WHERE id = ?1", [id], |r| {

@@ -136,24 +136,6 @@ fn draw(req: &Request) {
     let _ = std::io::stderr().flush();
 }
 
-/// A read-write connection beside a running daemon (short transactions; the store orders them
-/// with the daemon's), refusing a schema this binary did not write.
-fn open(settings: &Settings) -> anyhow::Result<rusqlite::Connection> {
-    let db = settings.db_path();
-    let conn = store::open_reader(&db)?;
-    drop(conn);
-    // Read-write, but no migrations: the daemon's release owns the schema.
-    let conn = rusqlite::Connection::open(&db)?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    anyhow::ensure!(
-        v == store::SCHEMA_VERSION,
-        "the database has schema version {v}, this dvc-bridge writes {}: run the same release as the daemon",
-        store::SCHEMA_VERSION
-    );
-    Ok(conn)
-}
-
 /// Follow a request until it ends.
 fn follow(conn: &rusqlite::Connection, id: i64, json: bool) -> anyhow::Result<u8> {
     loop {
@@ -185,30 +167,24 @@ async fn now(settings: Settings, scope: Scope, by: String, json: bool) -> anyhow
         clock: clock.clone(),
     };
     let t = clock.now();
-    let (s, b) = (scope.clone(), by.clone());
-    let id = writer
-        .call(move |c| {
-            let id = resync::request(c, &s, &b, t)?;
-            Ok(id)
-        })
-        .await?;
-    eprintln!("re-sync #{id} requested by {by}; carrying it out here");
-    let stop = CancellationToken::new();
-    // Take this request (and only run it: older pending ones are the daemon's to run).
-    let t = clock.now();
+    let s = scope.clone();
+    let b = by.clone();
+    // Older pending requests are the daemon's to run, in order: refuse before storing this one.
+    // With none, the request stored here is the oldest, and the one taken.
     let req = writer
         .call(move |c| {
-            let r = resync::take(c, t)?;
-            Ok(r)
+            if let Some(older) = resync::oldest_pending(c)? {
+                anyhow::bail!(
+                    "older requests are pending (#{older} first): start the daemon to run them, then try again"
+                );
+            }
+            resync::request(c, &s, &b, t)?;
+            resync::take(c, t)?.ok_or_else(|| anyhow::anyhow!("the request vanished"))
         })
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("the request vanished"))?;
-    if req.id != id {
-        anyhow::bail!(
-            "older re-sync requests are pending (#{} first): start the daemon to run them, then try again",
-            req.id
-        );
-    }
+        .await?;
+    let id = req.id;
+    eprintln!("request #{id} by {by}; carrying it out here");
+    let stop = CancellationToken::new();
     crate::resync::run_one(&env, &req, &stop).await;
     let done = writer.call(move |c| resync::get(c, id)).await?.ok_or_else(|| anyhow::anyhow!("no request #{id}"))?;
     drop(env);
@@ -250,7 +226,7 @@ pub fn submit(settings: Settings, scope: Scope, by: &str, wait: bool, now_: bool
         let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
         return rt.block_on(now(settings, scope, by.to_string(), json));
     }
-    let conn = open(&settings)?;
+    let conn = store::open_requester(&settings.db_path())?;
     let id = resync::request(&conn, &scope, by, settings.clock().now())?;
     println!("request #{id}: {}", scope.describe());
     if Lease::try_acquire(&settings.db_path())?.is_some() {

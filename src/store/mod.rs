@@ -91,11 +91,29 @@ pub fn open_writer(path: &Path) -> anyhow::Result<Connection> {
 
 /// Open the database read-only (CLI while a daemon runs). Refuses a database from a newer release.
 pub fn open_reader(path: &Path) -> anyhow::Result<Connection> {
+    open_existing(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+}
+
+/// Open the database to store a request beside a running daemon (`resync`, `split`): read-write
+/// but without migrating, so only a database of exactly this release's schema is accepted.
+pub fn open_requester(path: &Path) -> anyhow::Result<Connection> {
+    let conn = open_existing(path, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    let v = version(&conn)?;
+    if v != SCHEMA_VERSION {
+        bail!(
+            "database {} has schema version {v}, this dvc-bridge writes {SCHEMA_VERSION}: run the same release as the daemon",
+            path.display()
+        );
+    }
+    Ok(conn)
+}
+
+fn open_existing(path: &Path, flags: OpenFlags) -> anyhow::Result<Connection> {
     if !path.exists() {
         bail!("no database at {}: has the daemon run yet with this configuration? (store.data_dir)", path.display());
     }
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .with_context(|| format!("cannot open database {}", path.display()))?;
+    let conn =
+        Connection::open_with_flags(path, flags).with_context(|| format!("cannot open database {}", path.display()))?;
     conn.busy_timeout(Duration::from_secs(10))?;
     refuse_newer(path, version(&conn)?)?;
     Ok(conn)

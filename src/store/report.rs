@@ -3,6 +3,20 @@
 use rusqlite::{Connection, params};
 use serde::Serialize;
 
+/// The cases a code names: the case whose portal code it is, and the case of every record that
+/// carries it as its own code (found through `record_codes`). Used by `resync --dossier` and
+/// `explain`.
+pub fn cases_with_code(conn: &Connection, code: &str) -> rusqlite::Result<Vec<i64>> {
+    conn.prepare_cached(
+        "SELECT id FROM dossiers WHERE portal_code = ?1
+         UNION SELECT dossier_id FROM source_records
+               WHERE (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1)
+                 AND code = ?1 AND dossier_id IS NOT NULL",
+    )?
+    .query_map([code], |r| r.get(0))?
+    .collect()
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SourceStatus {
     pub name: String,

@@ -74,12 +74,9 @@ pub fn get(conn: &Connection, id: i64) -> anyhow::Result<Option<Request>> {
         .optional()?)
 }
 
-/// The most recent requests, newest first.
-pub fn recent(conn: &Connection, limit: usize) -> anyhow::Result<Vec<Request>> {
-    Ok(conn
-        .prepare_cached(&format!("SELECT {COLUMNS} FROM resync_requests ORDER BY id DESC LIMIT ?1"))?
-        .query_map([limit as i64], row)?
-        .collect::<Result<_, _>>()?)
+/// The oldest request waiting for a daemon, if any.
+pub fn oldest_pending(conn: &Connection) -> anyhow::Result<Option<i64>> {
+    Ok(conn.query_row("SELECT MIN(id) FROM resync_requests WHERE state = 'pending'", [], |r| r.get(0))?)
 }
 
 /// Requests left running by a daemon that stopped or crashed go back to the queue.
@@ -170,15 +167,7 @@ pub fn dossiers_in(conn: &Connection, scope: &Scope) -> anyhow::Result<Vec<i64>>
         }
     }
     for code in &scope.dossiers {
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM dossiers WHERE portal_code = ?1
-             UNION SELECT dossier_id FROM source_records
-                   WHERE (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1)
-                     AND code = ?1 AND dossier_id IS NOT NULL",
-        )?;
-        for id in stmt.query_map([code], |r| r.get(0))? {
-            ids.insert(id?);
-        }
+        ids.extend(super::report::cases_with_code(conn, code)?);
     }
     if let Some(p) = &scope.procedure {
         let mut stmt = conn.prepare(
@@ -206,13 +195,7 @@ pub fn dossiers_in(conn: &Connection, scope: &Scope) -> anyhow::Result<Vec<i64>>
 pub fn unknown_codes(conn: &Connection, scope: &Scope) -> anyhow::Result<Vec<String>> {
     let mut unknown = Vec::new();
     for code in &scope.dossiers {
-        let found: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM dossiers WHERE portal_code = ?1)
-                 OR EXISTS (SELECT 1 FROM record_codes WHERE code = ?1)",
-            [code],
-            |r| r.get(0),
-        )?;
-        if !found {
+        if super::report::cases_with_code(conn, code)?.is_empty() {
             unknown.push(code.clone());
         }
     }
