@@ -193,6 +193,20 @@ fn fresh_store() -> (tempfile::TempDir, Writer, Arc<ManualClock>) {
     (dir, writer, clock)
 }
 
+/// The poller under test, walking the fake source with a 300 s lookback.
+fn poller(fetch: FakeFetch, clock: &Arc<ManualClock>, writer: &Writer) -> Poller<FakeFetch> {
+    let asc = fetch.asc;
+    Poller::new(
+        "fake",
+        Mapper::new(descriptor(asc)),
+        fetch,
+        300,
+        clock.clone(),
+        writer.clone(),
+        Arc::new(MergeCtx::default()),
+    )
+}
+
 fn change() -> impl Strategy<Value = Change> {
     // Time moves in steps comparable to the 300 s lookback, so a history spans many lookback windows
     // (a walk bug cannot hide behind re-reading everything); a zero step keeps timestamps equal.
@@ -226,16 +240,7 @@ fn run_case(
             last_answer: None,
         }));
         up.lock().unwrap().apply(&vec![Change::Insert; initial]);
-        let fetch = FakeFetch { up: up.clone(), style, asc, size };
-        let mut poller = Poller::new(
-            "fake",
-            Mapper::new(descriptor(asc)),
-            fetch,
-            300,
-            clock.clone(),
-            writer.clone(),
-            Arc::new(MergeCtx::default()),
-        );
+        let mut poller = poller(FakeFetch { up: up.clone(), style, asc, size }, &clock, &writer);
         let stop = CancellationToken::new();
         // Polls while the source keeps changing (a poll may fail, as in the daemon: the next one
         // tries again), then one with nothing changing, which must succeed.
@@ -369,16 +374,7 @@ fn a_full_sweep_catches_a_change_the_updated_time_hides() {
             last_answer: None,
         }));
         up.lock().unwrap().apply(&vec![Change::Insert; 30]);
-        let fetch = FakeFetch { up: up.clone(), style: Style::Page, asc: true, size: 7 };
-        let mut poller = Poller::new(
-            "fake",
-            Mapper::new(descriptor(true)),
-            fetch,
-            300,
-            clock.clone(),
-            writer.clone(),
-            Arc::new(MergeCtx::default()),
-        );
+        let mut poller = poller(FakeFetch { up: up.clone(), style: Style::Page, asc: true, size: 7 }, &clock, &writer);
         let stop = CancellationToken::new();
         let stored_hash = |id: u32| {
             let w = writer.clone();
