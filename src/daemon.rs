@@ -1,5 +1,5 @@
-//! The daemon: a runner per source, one delivery task, the store's writer thread, systemd
-//! notification, reload on SIGHUP, and a clean stop.
+//! The daemon: a runner per source, one delivery task, the re-sync task, the deadline watch, the
+//! store's writer thread, systemd notification, reload on SIGHUP, and a clean stop.
 //!
 //! Stop order on SIGTERM: the stop token fires; pollers stop between pages and delivery between
 //! sends (a page's transaction or an acknowledgement already handed to the writer is finished);
@@ -46,6 +46,7 @@ pub fn merge_ctx(settings: &Settings) -> MergeCtx {
             .collect(),
         cutover: settings.cutover.clone(),
         identity: identity_linking(&settings.config.linking),
+        deadlines: Some(settings.deadlines.clone()),
     }
 }
 
@@ -133,6 +134,7 @@ async fn start_workers(
     let delivery =
         Delivery::new(client, writer.clone(), clock.clone(), settings.config.delivery.clone(), stats.clone());
     tasks.spawn(delivery.run(stop.clone()));
+    tasks.spawn(crate::watch::run(env.settings.clone(), writer.clone(), clock.clone(), stop.clone()));
     tasks.spawn(crate::resync::run(env, stop.clone()));
     Ok(Workers { stop, tasks })
 }

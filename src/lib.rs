@@ -12,6 +12,7 @@
 //! - [`portal`]: the DVCQG client and delivery from the outbox.
 //! - [`daemon`]: wiring the tasks together, signals, systemd notification.
 //! - [`resync`]: carrying out re-sync requests (in the daemon, or `resync --now`).
+//! - [`watch`]: the deadline watch (open dossiers coming due or past due, logged once each).
 //! - [`cli`]: one module per command-line verb.
 //! - [`sim`]: the simulated city, ministry and portal (demo and tests only; no production module
 //!   uses it).
@@ -28,3 +29,4 @@ pub mod sim;
 pub mod source;
 pub mod stats;
 pub mod store;
+pub mod watch;

@@ -51,8 +51,11 @@ pub async fn retry_quarantine(env: &Env) -> anyhow::Result<u64> {
             continue;
         }
         let mapper = Mapper::new(src.descriptor.clone());
-        let items: Vec<Incoming> =
-            pending.into_iter().map(|(text, raw)| crate::source::incoming(&mapper, &name, &raw, Some(text))).collect();
+        let now = env.clock.now();
+        let items: Vec<Incoming> = pending
+            .into_iter()
+            .map(|(text, raw)| crate::source::incoming(&mapper, &name, &raw, Some(text), &env.ctx, now))
+            .collect();
         let total = items.len();
         let mapped = items.iter().filter(|i| matches!(i, Incoming::Mapped(_))).count();
         if mapped == 0 {
@@ -169,7 +172,11 @@ async fn remerge(env: &Env, ids: &[i64], named: &HashSet<i64>) -> anyhow::Result
         // A source no longer configured: its records stay as they were mapped.
         let Some(src) = env.settings.sources.iter().find(|s| s.config.name == source) else { continue };
         let mapper = Mapper::new(src.descriptor.clone());
-        let items = raws.into_iter().map(|(t, v)| crate::source::incoming(&mapper, &source, &v, Some(t))).collect();
+        let now = env.clock.now();
+        let items = raws
+            .into_iter()
+            .map(|(t, v)| crate::source::incoming(&mapper, &source, &v, Some(t), &env.ctx, now))
+            .collect();
         pages.push(Page { source, items, cursor: None, remap: true });
     }
     let (ctx, now) = (env.ctx.clone(), env.clock.now());

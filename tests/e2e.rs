@@ -39,6 +39,7 @@ async fn every_dossier_of_both_systems_reaches_the_portal_once() {
     let (code, out, err) = h.cli(&["status"]);
     assert!(code == 0 || code == 1, "status exit {code}: {err}");
     assert!(out.contains("city") && out.contains("moj"), "{out}");
+    assert!(out.contains("deadlines:") && out.contains("in doubt"), "status reports due times: {out}");
     let some_dual = expected.values().find(|e| e.member_codes.len() > 1).expect("a dual case");
     let (code, out, err) = h.cli(&["log", "--dossier", &some_dual.portal_code]);
     assert_eq!(code, 0, "{err}");

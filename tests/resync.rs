@@ -137,8 +137,13 @@ async fn resync_runs_in_the_daemon_or_here_and_leaves_an_audit_trail() {
     assert!(x["authority"]["why"].as_str().is_some_and(|w| !w.is_empty()), "{x}");
     assert!(x["fields"]["received_at"]["from"].as_str().is_some_and(|f| f.contains('/')), "{x}");
     assert!(
-        x["deadline"]["computed_due"].is_string() || x["deadline"]["note"].is_string(),
+        x["deadline"]["computed_due"].is_string() || x["deadline"]["arithmetic"]["note"].is_string(),
         "a due time, or why there is none: {x}"
+    );
+    assert!(x["deadline"]["portal_due"].is_string(), "what the portal judges against: {x}");
+    assert!(
+        x["history"].as_array().is_some_and(|h| h.iter().any(|e| e["kind"] == "dossier.created")),
+        "the case's sync-log history: {x}"
     );
     let (rc, out, _) = h.cli(&["explain", &code]);
     assert_eq!(rc, 0);

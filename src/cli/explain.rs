@@ -1,7 +1,8 @@
 //! `dvc-bridge explain CODE [--json]`: why a dossier is what it is. The members and the rule that
 //! linked each, the authoritative member and why, where each pushed field came from, the due time
-//! the bridge computes with its working-time arithmetic against the source's, the on-time verdict,
-//! and what the portal last acknowledged. Read-only: safe beside the running daemon.
+//! the bridge computes with its working-time arithmetic against the source's and the portal's, the
+//! supplement pauses, both verdicts and every doubt found, what the portal last acknowledged, and
+//! the case's recent sync-log history. Read-only: safe beside the running daemon.
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::config::Settings;
-use crate::core::calendar::{DeadlineCase, Pause};
+use crate::core::calendar::{DeadlineCase, Pause, Verdict};
 use crate::core::merge::{self, Member, MergeOutcome};
 use crate::core::payload;
 use crate::core::privacy;
@@ -45,6 +46,70 @@ fn origin<T: PartialEq>(
         return key(authority);
     }
     members.iter().find(|r| get(r) == *value).map(|r| key(r)).unwrap_or_else(|| "(none)".into())
+}
+
+/// The due time: the bridge's reckoning with its arithmetic, the source's, what the portal judges
+/// against, both verdicts, and every doubt found.
+fn deadline(settings: &Settings, state: &SourceRecord, now: jiff::Timestamp) -> Value {
+    let rules = &settings.deadlines;
+    let check = rules.check(state, now);
+    let pauses: Vec<Pause> = state.supplements.iter().map(Pause::from).collect();
+    let arithmetic = match (check.limit, state.arrived_at()) {
+        (Some(limit), Some(received)) => {
+            let case = DeadlineCase {
+                received_at: received,
+                limit,
+                supplements: &pauses,
+                ended_at: payload::end_time(state),
+                as_of: now,
+            };
+            match rules.calendar.explain(&case) {
+                Ok(a) => {
+                    json!({"paused_minutes": a.paused.as_secs() / 60, "uncovered_years": a.uncovered_years, "steps": a.steps})
+                }
+                Err(e) => json!({"error": e.to_string()}),
+            }
+        }
+        (None, _) => {
+            json!({"note": format!("procedure {} has no time limit in the procedures table", state.procedure.code)})
+        }
+        (_, None) => json!({"note": "no receipt time: nothing to count from"}),
+    };
+    let verdict = |v: Option<Verdict>, due: Option<jiff::Timestamp>| match (v, due) {
+        (Some(v), _) => Value::String(v.name_vi().into()),
+        (None, Some(_)) if check.awaiting_supplement => "clock stopped: a supplement is awaited".into(),
+        (None, Some(_)) => "not yet due".into(),
+        (None, None) => Value::Null,
+    };
+    json!({
+        "limit": check.limit.map(|l| l.to_string()),
+        "computed_base": time(check.computed_base),
+        "computed_due": time(check.computed_due),
+        "source_due": time(check.source_due),
+        "pushed_due": time(check.pushed_due),
+        "portal_due": time(check.portal_due),
+        "supplements": pauses.iter().map(|p| json!({"requested_at": time(Some(p.requested_at)), "received_at": time(p.received_at)})).collect::<Vec<_>>(),
+        "verdict": verdict(check.computed_verdict, check.computed_due),
+        "portal_verdict": verdict(check.portal_verdict, check.portal_due),
+        "findings": check.findings.iter().map(|f| json!({"finding": f.name(), "text": f.describe(&check)})).collect::<Vec<_>>(),
+        "arithmetic": arithmetic,
+    })
+}
+
+/// How many sync-log entries `explain` shows, newest last.
+const HISTORY: usize = 20;
+
+/// The case's sync-log history: entries under its portal code and its members' codes.
+fn history(conn: &Connection, codes: &[&str]) -> anyhow::Result<Vec<store::synclog::LogRow>> {
+    let mut rows = Vec::new();
+    for code in codes {
+        let f = store::synclog::Filter { dossier: Some(code.to_string()), ..Default::default() };
+        rows.extend(store::synclog::query(conn, &f, HISTORY)?);
+    }
+    rows.sort_by_key(|r| r.seq);
+    rows.dedup_by_key(|r| r.seq);
+    let skip = rows.len().saturating_sub(HISTORY);
+    Ok(rows.split_off(skip))
 }
 
 fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result<Value> {
@@ -90,35 +155,7 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
         "agency": {"value": state.agency.name, "from": origin(&refs, authority, &state.agency.name, |r| r.agency.name.clone())},
     });
     let now = settings.clock().now();
-    let deadline = match (settings.procedures.limit_for(&state.procedure.code), state.arrived_at()) {
-        (Some(limit), Some(received)) => {
-            let pauses: Vec<Pause> = state.supplements.iter().map(Pause::from).collect();
-            let case = DeadlineCase {
-                received_at: received,
-                limit,
-                supplements: &pauses,
-                ended_at: payload::end_time(state),
-                as_of: now,
-            };
-            match settings.calendar.explain(&case) {
-                Ok(a) => json!({
-                    "limit": limit.to_string(),
-                    "computed_due": time(Some(a.due)),
-                    "source_due": time(state.due_at),
-                    "agrees": state.due_at.map(|d| d == a.due),
-                    "paused_minutes": a.paused.as_secs() / 60,
-                    "verdict": a.verdict.map(|v| v.name_vi().to_string()),
-                    "uncovered_years": a.uncovered_years,
-                    "steps": a.steps,
-                }),
-                Err(e) => json!({"error": e.to_string()}),
-            }
-        }
-        (None, _) => {
-            json!({"note": format!("procedure {} has no time limit in the procedures table", state.procedure.code)})
-        }
-        (_, None) => json!({"note": "no receipt time: nothing to count from"}),
-    };
+    let deadline = deadline(settings, state, now);
     let portal: Option<Value> = conn
         .query_row(
             "SELECT version, status, live, acked_at FROM portal_state WHERE code = ?1",
@@ -126,6 +163,13 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
             |r| Ok(json!({"version": r.get::<_, i64>(0)?, "status": r.get::<_, i64>(1)?, "live": r.get::<_, bool>(2)?, "acked_at": r.get::<_, String>(3)?})),
         )
         .optional()?;
+    let mut codes: Vec<&str> = vec![portal_code.as_str()];
+    codes.extend(rows.iter().map(|r| r.2.as_str()).filter(|c| *c != portal_code));
+    codes.dedup();
+    let history: Vec<Value> = history(conn, &codes)?
+        .into_iter()
+        .map(|r| json!({"seq": r.seq, "at": r.at.parse().map(display_time).unwrap_or(r.at), "level": r.level, "kind": r.kind, "dossier": r.dossier, "actor": r.actor, "message": r.message}))
+        .collect();
     let queued: i64 = conn.query_row(
         "SELECT COUNT(*) FROM outbox WHERE dossier_id = ?1 AND code = ?2",
         params![id, portal_code],
@@ -151,6 +195,7 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
         "deadline": deadline,
         "portal": portal,
         "queued_for_portal": queued,
+        "history": history,
     }))
 }
 
@@ -183,22 +228,27 @@ fn print(v: &Value) {
         println!("  {name:<12} {:<28} from {}{rule}", s(&f["value"]), s(&f["from"]));
     }
     let d = &v["deadline"];
+    let a = &d["arithmetic"];
     println!("Due time:");
-    if d["computed_due"].is_null() {
-        println!("  {}", s(if d["note"].is_null() { &d["error"] } else { &d["note"] }));
-    } else {
-        println!(
-            "  limit {}; computed {}; source {}{}",
-            s(&d["limit"]),
-            s(&d["computed_due"]),
-            s(&d["source_due"]),
-            if d["agrees"] == Value::Bool(false) { "  ← DIFFERS" } else { "" }
-        );
-        for step in d["steps"].as_array().into_iter().flatten() {
-            println!("    {}", s(step));
-        }
-        println!("  verdict: {}", s(&d["verdict"]));
+    println!(
+        "  limit {}; the law's due {} (before pauses {}); the source's {}; pushed {}; the portal judges against {}",
+        s(&d["limit"]),
+        s(&d["computed_due"]),
+        s(&d["computed_base"]),
+        s(&d["source_due"]),
+        s(&d["pushed_due"]),
+        s(&d["portal_due"])
+    );
+    for f in d["findings"].as_array().into_iter().flatten() {
+        println!("  ! {}", s(&f["text"]));
     }
+    if !a["note"].is_null() || !a["error"].is_null() {
+        println!("  {}", s(if a["note"].is_null() { &a["error"] } else { &a["note"] }));
+    }
+    for step in a["steps"].as_array().into_iter().flatten() {
+        println!("    {}", s(step));
+    }
+    println!("  verdict: by the law's due {}; on the portal {}", s(&d["verdict"]), s(&d["portal_verdict"]));
     match v["portal"].as_object() {
         Some(p) => println!(
             "Portal: version {} status {} {} (acknowledged {}); {} update(s) queued",
@@ -209,6 +259,20 @@ fn print(v: &Value) {
             s(&v["queued_for_portal"])
         ),
         None => println!("Portal: not acknowledged yet; {} update(s) queued", s(&v["queued_for_portal"])),
+    }
+    let history = v["history"].as_array().cloned().unwrap_or_default();
+    if !history.is_empty() {
+        println!("Sync log (last {}):", history.len());
+        for e in &history {
+            println!(
+                "  {:>7} {} {:<5} {:<22} {}",
+                s(&e["seq"]),
+                s(&e["at"]),
+                s(&e["level"]),
+                s(&e["kind"]),
+                s(&e["message"])
+            );
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! `dvc-bridge status`: per-source and delivery health, read from the store while the daemon runs.
+//! `dvc-bridge status`: per-source and delivery health, and the dossiers whose due time needs an
+//! operator (at risk, shown late, due times in doubt), read from the store while the daemon runs.
 
 use std::path::Path;
 
@@ -6,6 +7,7 @@ use clap::Args;
 
 use super::{EXIT_DEGRADED, EXIT_ERROR, EXIT_OK};
 use crate::core::timefmt::display_time;
+use crate::store::deadlines::{self, DeadlineOverview};
 use crate::store::report::{self, Overview};
 
 #[derive(Debug, Args)]
@@ -50,6 +52,46 @@ pub fn health(o: &Overview) -> (u8, Vec<String>) {
     (if why.is_empty() { EXIT_OK } else { EXIT_DEGRADED }, why)
 }
 
+/// At-risk dossiers listed by code (all are counted).
+const AT_RISK_LISTED: usize = 10;
+
+fn print_deadlines(d: &DeadlineOverview) {
+    let n = |name: &str| d.findings.get(name).copied().unwrap_or(0);
+    println!(
+        "deadlines: {} at risk (due within {} working hours); {} shown late on the portal (quá hạn), {} of them \
+         falsely (the law's due time not passed); {} ended on time but shown late",
+        d.at_risk, d.horizon_working_hours, d.overdue, d.false_late_open, d.false_late_ended
+    );
+    println!(
+        "  sources' due times in doubt: {} earlier than the law's, {} later, {} on a day off, {} with the supplement \
+         pause folded in; {} without one (the bridge's pushed)",
+        n("earlier"),
+        n("later"),
+        n("on_day_off"),
+        n("pause_folded"),
+        n("no_source_due")
+    );
+    if !d.procedures_without_limit.is_empty() {
+        println!(
+            "  {} dossier(s) of procedures without a time limit (add them to procedures.toml): {}",
+            n("no_time_limit"),
+            d.procedures_without_limit.join(", ")
+        );
+    }
+    if !d.at_risk_first.is_empty() {
+        println!("  at risk, soonest due first:");
+        for a in &d.at_risk_first {
+            let law = a
+                .computed_due
+                .as_ref()
+                .map(|c| format!("  (the law's: {})", when(&Some(c.clone()))))
+                .unwrap_or_default();
+            let status = a.status.map_or_else(|| "?".into(), |s| s.to_string());
+            println!("    {:<28} status {:<2} due {}{law}", a.code, status, when(&Some(a.due.clone())));
+        }
+    }
+}
+
 fn when(t: &Option<String>) -> String {
     t.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(display_time).unwrap_or_else(|| "never".into())
 }
@@ -62,13 +104,20 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let overview = match crate::store::open_reader(&settings.db_path()).and_then(|c| Ok(report::overview(&c)?)) {
+    let read = || -> anyhow::Result<(Overview, DeadlineOverview)> {
+        let conn = crate::store::open_reader(&settings.db_path())?;
+        let now = settings.clock().now();
+        let horizon = settings.config.deadlines.at_risk_working_hours;
+        let cutoff = deadlines::at_risk_cutoff(&settings.deadlines.calendar, now, horizon)?;
+        Ok((report::overview(&conn)?, deadlines::overview(&conn, now, cutoff, horizon, AT_RISK_LISTED)?))
+    };
+    let (overview, due) = match read() {
         Ok(o) => o,
         Err(e) => return super::fail(&e),
     };
     let (code, why) = health(&overview);
     if args.json {
-        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview});
+        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview, "deadlines": due});
         println!("{v}");
         return code;
     }
@@ -110,6 +159,7 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
         "dossiers: {} ({} in conflict); sync log entries: {}",
         overview.dossiers, overview.conflicts, overview.log_entries
     );
+    print_deadlines(&due);
     println!();
     match why.is_empty() {
         true => println!("health: healthy"),

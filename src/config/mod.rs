@@ -36,7 +36,43 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub linking: LinkingConfig,
+    #[serde(default)]
+    pub deadlines: DeadlinesConfig,
     pub sources: Vec<SourceConfig>,
+}
+
+/// The bridge's own due-time reckoning and the watch over open dossiers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadlinesConfig {
+    /// An open dossier is at risk when its due time is at most this much working time away.
+    #[serde(default = "default_at_risk_working_hours")]
+    pub at_risk_working_hours: u32,
+    /// When a source's due time agrees with the bridge's: "same_day" or "exact".
+    #[serde(default)]
+    pub due_tolerance: crate::core::deadline::DueTolerance,
+    /// How often (seconds of the [clock]) open dossiers are looked over for a due time coming
+    /// near or passing.
+    #[serde(default = "default_watch_interval_secs")]
+    pub watch_interval_secs: u64,
+}
+
+fn default_at_risk_working_hours() -> u32 {
+    8
+}
+
+fn default_watch_interval_secs() -> u64 {
+    60
+}
+
+impl Default for DeadlinesConfig {
+    fn default() -> Self {
+        DeadlinesConfig {
+            at_risk_working_hours: default_at_risk_working_hours(),
+            due_tolerance: Default::default(),
+            watch_interval_secs: default_watch_interval_secs(),
+        }
+    }
 }
 
 /// Linking rules beyond shared codes and references.
@@ -388,8 +424,8 @@ pub struct Settings {
     pub config: Config,
     pub sources: Vec<LoadedSource>,
     pub cutover: CutoverTable,
-    pub calendar: crate::core::calendar::Calendar,
-    pub procedures: crate::core::procedures::ProcedureTable,
+    /// The calendar, the procedures' time limits and the tolerance, for due times.
+    pub deadlines: crate::core::deadline::DeadlineRules,
 }
 
 impl Settings {
@@ -546,6 +582,9 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
         }
         (None, true) => {}
     }
+    if config.deadlines.watch_interval_secs == 0 {
+        issues.push(issue("deadlines.watch_interval_secs".into(), "must be at least 1".into()));
+    }
     if config.linking.identity_window_hours == 0 && !config.linking.identity_procedures.is_empty() {
         issues.push(issue("linking.identity_window_hours".into(), "must be at least 1".into()));
     }
@@ -676,7 +715,11 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
     }
 
     if let (true, Some(calendar)) = (issues.is_empty(), calendar) {
-        Ok(Settings { file: file.to_path_buf(), config, sources, cutover, calendar, procedures })
+        let deadlines = crate::core::deadline::DeadlineRules {
+            tolerance: config.deadlines.due_tolerance,
+            ..crate::core::deadline::DeadlineRules::new(calendar, procedures)
+        };
+        Ok(Settings { file: file.to_path_buf(), config, sources, cutover, deadlines })
     } else {
         Err(ConfigErrors(issues))
     }

@@ -415,7 +415,9 @@ impl DayKind<'_> {
         matches!(self, DayKind::Working | DayKind::SwappedWorking(_))
     }
 
-    fn label(self) -> String {
+    /// In words: "weekend", "day off: Tết Nguyên đán", "swapped working day: …"; empty for a
+    /// plain working day.
+    pub fn label(self) -> String {
         match self {
             DayKind::Working => String::new(),
             DayKind::SwappedWorking(name) => format!("swapped working day: {name}"),
@@ -554,6 +556,13 @@ pub struct Assessment {
     pub steps: Vec<String>,
 }
 
+/// What a verdict depends on besides the due time.
+struct Judged<'a> {
+    supplements: &'a [Pause],
+    ended_at: Option<Timestamp>,
+    as_of: Timestamp,
+}
+
 /// One day of a walk through the calendar, kept only when explaining.
 #[derive(Debug)]
 struct DayLog {
@@ -620,6 +629,11 @@ impl Calendar {
         } else {
             DayKind::Working
         }
+    }
+
+    /// The local calendar date of an instant.
+    pub fn local_date(&self, t: Timestamp) -> Date {
+        self.local(t).date()
     }
 
     pub fn is_working_day(&self, date: Date) -> bool {
@@ -732,6 +746,20 @@ impl Calendar {
     /// The due time and the verdict of one case.
     pub fn assess(&self, case: &DeadlineCase<'_>) -> Result<Assessment, CalendarError> {
         self.evaluate(case, &mut Trace(None))
+    }
+
+    /// The portal's judgement of a dossier whose due time is given (the pushed `NgayHenTra`) rather
+    /// than computed: that due time moved by the supplement pauses, and the verdict (`None`: open
+    /// and not yet due).
+    pub fn judge(
+        &self,
+        due: Timestamp,
+        supplements: &[Pause],
+        ended_at: Option<Timestamp>,
+        as_of: Timestamp,
+    ) -> Result<(Timestamp, Option<Verdict>), CalendarError> {
+        let (moved, _, verdict) = self.judge_traced(self.local(due), supplements, ended_at, as_of, &mut Trace(None))?;
+        Ok((self.instant(moved)?, verdict))
     }
 
     /// [`assess`](Self::assess), with every step of the arithmetic in words (for `dvc-bridge explain`).
@@ -951,6 +979,42 @@ impl Calendar {
 
     fn evaluate(&self, case: &DeadlineCase<'_>, trace: &mut Trace) -> Result<Assessment, CalendarError> {
         let (start, base_due) = self.base_due(case.received_at, case.limit, trace)?;
+        let (due, paused, verdict) = self.judge_traced(base_due, case.supplements, case.ended_at, case.as_of, trace)?;
+        let due_at = self.instant(due)?;
+
+        let uncovered_years: Vec<i16> = (start.year()..=due.year()).filter(|y| !self.covers(*y)).collect();
+        if !uncovered_years.is_empty() {
+            let years = uncovered_years.iter().map(i16::to_string).collect::<Vec<_>>().join(", ");
+            trace.push(|| {
+                format!(
+                    "warning: the calendar lists no days off for {years}; only weekends were skipped there (add the \
+                     year to config/calendar.toml)"
+                )
+            });
+        }
+
+        Ok(Assessment {
+            clock_start: self.instant(start)?,
+            base_due: self.instant(base_due)?,
+            paused,
+            due: due_at,
+            verdict,
+            uncovered_years,
+            steps: Vec::new(),
+        })
+    }
+
+    /// The pauses and the verdict against a base due time (local): the due time moved by the
+    /// pauses, the paused working time, and the verdict (`None`: open and not yet due).
+    fn judge_traced(
+        &self,
+        base_due: DateTime,
+        supplements: &[Pause],
+        ended_at: Option<Timestamp>,
+        as_of: Timestamp,
+        trace: &mut Trace,
+    ) -> Result<(DateTime, SignedDuration, Option<Verdict>), CalendarError> {
+        let case = Judged { supplements, ended_at, as_of };
         let until = case.ended_at.unwrap_or(case.as_of);
 
         // Each pause on its own line first (explaining only); the sum below counts overlaps once.
@@ -1024,27 +1088,7 @@ impl Calendar {
                 None
             }
         };
-
-        let uncovered_years: Vec<i16> = (start.year()..=due.year()).filter(|y| !self.covers(*y)).collect();
-        if !uncovered_years.is_empty() {
-            let years = uncovered_years.iter().map(i16::to_string).collect::<Vec<_>>().join(", ");
-            trace.push(|| {
-                format!(
-                    "warning: the calendar lists no days off for {years}; only weekends were skipped there (add the \
-                     year to config/calendar.toml)"
-                )
-            });
-        }
-
-        Ok(Assessment {
-            clock_start: self.instant(start)?,
-            base_due: self.instant(base_due)?,
-            paused,
-            due: due_at,
-            verdict,
-            uncovered_years,
-            steps: Vec::new(),
-        })
+        Ok((due, paused, verdict))
     }
 
     fn describe_receipt(&self, got: DateTime, start: DateTime) -> String {

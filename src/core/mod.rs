@@ -8,12 +8,14 @@
 //! - `identity`: linking by applicant identity (a keyed hash) where codes are not shared.
 //! - `calendar`: the working-time calendar, due times and the on-time verdict.
 //! - `procedures`: each procedure's time limit.
+//! - `deadline`: the bridge's own due time checked against the source's (cross-checks).
 //! - `resync`: the scope of a re-sync request.
 //! - `payload`: the portal's objects built from the canonical state.
 //! - `privacy`: masking personal data for logs.
 
 pub mod calendar;
 pub mod cutover;
+pub mod deadline;
 pub mod descriptor;
 pub mod identity;
 pub mod mapping;

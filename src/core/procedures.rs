@@ -2,6 +2,7 @@
 //! bridge computes its own due time from, to check the sources' `NgayHenTra` against.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use serde::Deserialize;
 
@@ -12,6 +13,10 @@ use super::calendar::TimeLimit;
 pub struct ProcedureTable {
     #[serde(default)]
     pub procedure: Vec<ProcedureLimit>,
+    /// By code, built at the first lookup: a city lists well over a thousand procedures and every
+    /// dossier merged looks its limit up.
+    #[serde(skip)]
+    index: OnceLock<HashMap<String, TimeLimit>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -27,7 +32,15 @@ pub struct ProcedureLimit {
 impl ProcedureTable {
     /// The time limit of a procedure, if the table has it.
     pub fn limit_for(&self, code: &str) -> Option<TimeLimit> {
-        self.procedure.iter().find(|p| p.code == code).map(|p| p.limit)
+        // The first listing of a repeated code wins, as `problems` reports the later ones.
+        let index = self.index.get_or_init(|| {
+            let mut m = HashMap::with_capacity(self.procedure.len());
+            for p in &self.procedure {
+                m.entry(p.code.clone()).or_insert(p.limit);
+            }
+            m
+        });
+        index.get(code).copied()
     }
 
     /// Problems as (key, reason): an empty or repeated code, a limit of zero.

@@ -80,11 +80,18 @@ impl Batch {
 }
 
 /// Map one raw record for the store: mapped, or quarantined with the reason.
-/// `text`: the record as the source sent it, if known.
-pub fn incoming(mapper: &Mapper, source: &str, raw: &serde_json::Value, text: Option<String>) -> Incoming {
+/// `text`: the record as the source sent it, if known; `now`: when it is prepared.
+pub fn incoming(
+    mapper: &Mapper,
+    source: &str,
+    raw: &serde_json::Value,
+    text: Option<String>,
+    ctx: &MergeCtx,
+    now: Timestamp,
+) -> Incoming {
     let text = text.unwrap_or_else(|| raw.to_string());
     match mapper.map(source, raw) {
-        Ok(r) => Incoming::mapped(r, text),
+        Ok(r) => Incoming::mapped(r, text, ctx, now),
         Err(e) => Incoming::bad(mapper.native_id(raw), e.to_string(), text),
     }
 }
@@ -148,9 +155,10 @@ impl<F: Fetch> Poller<F> {
     ) -> (Vec<Incoming>, Vec<(Timestamp, String)>) {
         let keys = raw.iter().filter_map(|v| Some((self.mapper.updated_at(v)?, self.mapper.native_id(v)?))).collect();
         let mut texts = texts.map(Vec::into_iter);
+        let now = self.clock.now();
         let items = raw
             .iter()
-            .map(|v| incoming(&self.mapper, &self.name, v, texts.as_mut().and_then(Iterator::next)))
+            .map(|v| incoming(&self.mapper, &self.name, v, texts.as_mut().and_then(Iterator::next), &self.ctx, now))
             .collect();
         (items, keys)
     }

@@ -17,6 +17,7 @@ use super::synclog::{self, Entry, Level};
 use super::{outbox, sha256_hex, ts};
 use crate::config::PortalMode;
 use crate::core::cutover::CutoverTable;
+use crate::core::deadline::{DeadlineRules, DueCheck};
 use crate::core::descriptor::SystemKind;
 use crate::core::merge::{self, LinkRule, Member, MergeOutcome};
 use crate::core::payload;
@@ -30,6 +31,8 @@ pub struct MergeCtx {
     pub cutover: CutoverTable,
     /// Linking by applicant identity, where the configuration enables it.
     pub identity: Option<crate::core::identity::IdentityLinking>,
+    /// The bridge's own due-time reckoning; `None` reckons nothing (some store tests).
+    pub deadlines: Option<DeadlineRules>,
 }
 
 impl MergeCtx {
@@ -72,10 +75,72 @@ pub struct Solo {
     pub received_at: Option<String>,
     /// The merge's decision as `dossiers.canonical` stores it.
     pub decision: String,
+    pub due: DueColumns,
+    pub check: Option<DueCheck>,
+}
+
+/// A dossier row's due-time columns, from its reckoning (migration 8).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueColumns {
+    pub computed_due: Option<String>,
+    pub portal_due: Option<String>,
+    pub watch_due: Option<String>,
+    pub flags: Option<String>,
+}
+
+impl DueColumns {
+    fn of(check: Option<&DueCheck>) -> DueColumns {
+        check.map_or_else(DueColumns::default, |c| DueColumns {
+            computed_due: c.computed_due.map(ts),
+            portal_due: c.portal_due.map(ts),
+            watch_due: c.watch_due().map(ts),
+            flags: c.flags(),
+        })
+    }
+}
+
+/// The reckoning of a canonical state; where the sources give no due time, the bridge's own goes
+/// into the state, so that it is what the portal gets.
+fn reckon(ctx: &MergeCtx, state: &mut SourceRecord, now: Timestamp) -> Option<DueCheck> {
+    let check = ctx.deadlines.as_ref()?.check(state, now);
+    if state.due_at.is_none() {
+        state.due_at = check.pushed_due;
+    }
+    Some(check)
+}
+
+/// The delivery order's key (earliest deadline first): the due time the portal judges against.
+fn edf_key(check: Option<&DueCheck>, state: &SourceRecord) -> Option<Timestamp> {
+    check.and_then(|c| c.portal_due).or(state.due_at)
+}
+
+/// Log the findings of a reckoning that were not already stored (`previous`): a due time in
+/// doubt is written once, when it appears, not at every merge.
+fn log_findings(
+    conn: &Connection,
+    log: &mut synclog::Chain,
+    now: Timestamp,
+    code: &str,
+    source: &str,
+    check: Option<&DueCheck>,
+    previous: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(check) = check else { return Ok(()) };
+    for f in check.new_findings(previous).filter(|f| f.is_warning()) {
+        log.append(
+            conn,
+            now,
+            &Entry::new(Level::Warn, f.log_kind(), f.describe(check))
+                .source(source)
+                .dossier(code)
+                .details(json!({"finding": f, "source_due": check.source_due.map(ts), "computed_due": check.computed_due.map(ts), "portal_due": check.portal_due.map(ts)})),
+        )?;
+    }
+    Ok(())
 }
 
 impl Solo {
-    fn of(record: &SourceRecord) -> Solo {
+    fn of(record: &SourceRecord, ctx: &MergeCtx, now: Timestamp) -> Solo {
         // The merge of one member: the cutover table and the system's kind play no part.
         let members = [Member { record, kind: SystemKind::City }];
         let canonical = match merge::merge(&members, &CutoverTable::default(), None) {
@@ -89,9 +154,13 @@ impl Solo {
                 other_codes: Vec::new(),
             },
         };
+        let mut canonical = canonical;
+        let check = reckon(ctx, &mut canonical.state, now);
         let state = &canonical.state;
         let object_text = payload::dossier_object(state, None).to_string();
         Solo {
+            due: DueColumns::of(check.as_ref()),
+            check,
             object_hash: sha256_hex(object_text.as_bytes()),
             object_text,
             steps: state.steps.iter().map(|s| outbox::StepItem::of(&state.code, s)).collect(),
@@ -125,10 +194,11 @@ pub struct BadRecord {
 
 impl Incoming {
     /// A record that mapped, and its payload as received.
-    pub fn mapped(record: SourceRecord, raw_text: String) -> Incoming {
+    /// `now`: when it is prepared (a case of its own is reckoned as of then).
+    pub fn mapped(record: SourceRecord, raw_text: String, ctx: &MergeCtx, now: Timestamp) -> Incoming {
         let raw_hash = sha256_hex(raw_text.as_bytes());
         let mapped_json = serde_json::to_string(&record).unwrap_or_default();
-        let solo = Solo::of(&record);
+        let solo = Solo::of(&record, ctx, now);
         Incoming::Mapped(Box::new(Prepared { record, raw_text, raw_hash, mapped_json, solo }))
     }
 
@@ -603,10 +673,22 @@ fn link(
         let s = &p.solo;
         conn.prepare_cached(
             "INSERT INTO dossiers (portal_code, status, due_at, received_at, version, content_hash, canonical,
-                                   created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7)",
+                                   created_at, updated_at, computed_due, portal_due, watch_due, due_flags)
+             VALUES (?1, ?2, ?3, ?4, 1, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11)",
         )?
-        .execute(params![rec.code, s.status, s.due_at, s.received_at, s.object_hash, s.decision, ts(now)])?;
+        .execute(params![
+            rec.code,
+            s.status,
+            s.due_at,
+            s.received_at,
+            s.object_hash,
+            s.decision,
+            ts(now),
+            s.due.computed_due,
+            s.due.portal_due,
+            s.due.watch_due,
+            s.due.flags
+        ])?;
         let id = conn.last_insert_rowid();
         return Ok(Linked { id, created: true, moved: Some(LinkRule::First), joined: Vec::new(), identity });
     };
@@ -815,6 +897,7 @@ fn started(
         .dossier(&rec.code)
         .details(json!({"version": 1, "members": [format!("{}/{}", rec.source, rec.native_id)]})),
     )?;
+    log_findings(conn, log, now, &rec.code, &rec.source, s.check.as_ref(), None)?;
     if !ctx.pushes(&rec.source) {
         return Ok(0);
     }
@@ -827,7 +910,7 @@ fn started(
             version: 1,
             content_hash: &s.object_hash,
             payload: &s.object_text,
-            deadline: rec.due_at,
+            deadline: edf_key(s.check.as_ref(), rec),
             fresh: true,
             force: false,
         },
@@ -849,15 +932,21 @@ fn recompute_with(
     force: bool,
 ) -> anyhow::Result<u32> {
     // A case joined into another earlier in this page no longer exists.
-    let Some(prior) = conn
-        .prepare_cached("SELECT status, content_hash, portal_code, version, conflict FROM dossiers WHERE id = ?1")?
+    let Some((prior, prior_due)) = conn
+        .prepare_cached(
+            "SELECT status, content_hash, portal_code, version, conflict,
+                    computed_due, portal_due, watch_due, due_flags FROM dossiers WHERE id = ?1",
+        )?
         .query_row([dossier_id], |r| {
             Ok((
-                r.get::<_, Option<u8>>(0)?,
-                r.get::<_, Option<String>>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, Option<String>>(4)?,
+                (
+                    r.get::<_, Option<u8>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                ),
+                DueColumns { computed_due: r.get(5)?, portal_due: r.get(6)?, watch_due: r.get(7)?, flags: r.get(8)? },
             ))
         })
         .optional()?
@@ -896,6 +985,8 @@ fn recompute_with(
         }
         MergeOutcome::Ok(c) => c,
     };
+    let mut canonical = canonical;
+    let check = reckon(ctx, &mut canonical.state, now);
     let object = payload::dossier_object(&canonical.state, None).to_string();
     let hash = sha256_hex(object.as_bytes());
     let code = canonical.portal_code.clone();
@@ -933,6 +1024,18 @@ fn recompute_with(
     } else if prev_conflict.is_some() {
         conn.prepare_cached("UPDATE dossiers SET conflict = NULL WHERE id = ?1")?.execute([dossier_id])?;
     }
+    // Apart from the state, the reckoning changes with the procedures table and the calendar (a
+    // reload, then a re-sync) and, for an open dossier, with time.
+    let due = DueColumns::of(check.as_ref());
+    if due != prior_due {
+        conn.prepare_cached(
+            "UPDATE dossiers SET computed_due = ?2, portal_due = ?3, due_flags = ?5,
+                    watch_state = CASE WHEN watch_due IS ?4 THEN watch_state ELSE 0 END, watch_due = ?4
+             WHERE id = ?1",
+        )?
+        .execute(params![dossier_id, due.computed_due, due.portal_due, due.watch_due, due.flags])?;
+        log_findings(conn, log, now, &code, &canonical.authority.0, check.as_ref(), prior_due.flags.as_deref())?;
+    }
     if !ctx.pushes(&canonical.authority.0) {
         return Ok(0);
     }
@@ -947,7 +1050,7 @@ fn recompute_with(
                 version,
                 content_hash: &hash,
                 payload: &object,
-                deadline: canonical.state.due_at,
+                deadline: edf_key(check.as_ref(), &canonical.state),
                 fresh: false,
                 force,
             },
@@ -983,20 +1086,36 @@ mod tests {
             ("moj".to_string(), "moj".to_string(), SystemKind::Ministry, PortalMode::Push),
         ];
         register_sources(&conn, &sources).unwrap();
-        let ctx = MergeCtx {
-            sources: sources.iter().map(|(n, _, k, m)| (n.clone(), (*k, *m))).collect(),
+        (dir, conn, ctx())
+    }
+
+    /// A city and a ministry (migrated on 2026-01-15), with the shipped calendar and time limits.
+    fn ctx() -> MergeCtx {
+        let calendar = crate::core::calendar::Calendar::parse(include_str!("../../config/calendar.toml")).unwrap();
+        let procedures = toml::from_str(include_str!("../../config/procedures.toml")).unwrap();
+        MergeCtx {
+            sources: [
+                ("city".to_string(), (SystemKind::City, PortalMode::Push)),
+                ("moj".to_string(), (SystemKind::Ministry, PortalMode::Push)),
+            ]
+            .into_iter()
+            .collect(),
             cutover: toml::from_str("[[cutover]]\nsource = \"moj\"\nprocedure = \"*\"\ndate = \"2026-01-15\"\n")
                 .unwrap(),
             identity: None,
-        };
-        (dir, conn, ctx)
+            deadlines: Some(DeadlineRules::new(calendar, procedures)),
+        }
+    }
+
+    fn mapped(r: &SourceRecord) -> Incoming {
+        Incoming::mapped(r.clone(), serde_json::to_string(r).unwrap(), &ctx(), now())
     }
 
     fn page(source: &str, r: &SourceRecord) -> Page {
         let raw = serde_json::to_value(r).unwrap();
         Page {
             source: source.into(),
-            items: vec![Incoming::mapped(r.clone(), raw.to_string())],
+            items: vec![Incoming::mapped(r.clone(), raw.to_string(), &ctx(), now())],
             cursor: None,
             remap: false,
         }
@@ -1088,7 +1207,7 @@ mod tests {
             started_at: None,
             deadline: None,
         });
-        let solo = Solo::of(&r);
+        let solo = Solo::of(&r, &ctx, now());
         let members = [Member { record: &r, kind: ctx.kind("moj") }];
         let Some(MergeOutcome::Ok(c)) = merge::merge(&members, &ctx.cutover, None) else { panic!() };
         assert_eq!(solo.object_text, payload::dossier_object(&c.state, None).to_string());
@@ -1098,18 +1217,60 @@ mod tests {
         // the recompute afterwards finds nothing to change and queues nothing more.
         let (_d, mut conn, ctx) = setup();
         ingest_page(&mut conn, &ctx, page("moj", &r), now()).unwrap();
-        let row = |conn: &Connection| -> (i64, String, String, Option<String>) {
-            conn.query_row("SELECT version, content_hash, canonical, due_at FROM dossiers", [], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
+        type Row = (i64, String, String, Option<String>, [Option<String>; 4]);
+        let row = |conn: &Connection| -> Row {
+            conn.query_row(
+                "SELECT version, content_hash, canonical, due_at, computed_due, portal_due, watch_due, due_flags
+                 FROM dossiers",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, [r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?])),
+            )
             .unwrap()
         };
         let before = row(&conn);
         assert_eq!(before.0, 1);
+        assert!(before.4.iter().take(3).all(Option::is_some), "reckoned on the fast path: {:?}", before.4);
         assert_eq!(recompute(&conn, &ctx, 1, now(), false).unwrap(), 0);
         assert_eq!(row(&conn), before);
         let queued: i64 = conn.query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0)).unwrap();
         assert_eq!(queued, 1);
+    }
+
+    #[test]
+    fn a_due_time_in_doubt_is_stored_flagged_and_logged_once_and_a_missing_one_is_the_bridges() {
+        let (_d, mut conn, ctx) = setup();
+        // 1.001193 takes 1 working day: received Thursday 12/02 10:00, due by law Friday 13/02
+        // 10:00; the source says Tuesday 17/02, in Tết.
+        let mut r = rec("city", "C-7", "2026-02-12T03:00:00Z", "2026-02-12T03:00:00Z", Status::Processing);
+        r.due_at = Some("2026-02-17T10:00:00Z".parse().unwrap());
+        ingest_page(&mut conn, &ctx, page("city", &r), now()).unwrap();
+        let flags = |conn: &Connection| -> Option<String> {
+            conn.query_row("SELECT due_flags FROM dossiers WHERE portal_code = 'C-7'", [], |r| r.get(0)).unwrap()
+        };
+        assert_eq!(flags(&conn).as_deref(), Some("later on_day_off"));
+        let logged = |conn: &Connection| -> Vec<String> {
+            let mut stmt = conn.prepare("SELECT kind FROM sync_log WHERE kind LIKE 'deadline.%' ORDER BY seq").unwrap();
+            stmt.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+        };
+        assert_eq!(logged(&conn), ["deadline.on_day_off", "deadline.later"]);
+        // A change elsewhere in the record: the same doubts, not logged again.
+        r.status = Status::Finished;
+        r.finished_at = Some("2026-02-13T02:00:00Z".parse().unwrap());
+        r.updated_at = "2026-02-13T02:00:00Z".parse().unwrap();
+        ingest_page(&mut conn, &ctx, page("city", &r), now()).unwrap();
+        assert_eq!(logged(&conn).len(), 2);
+        let watch: Option<String> =
+            conn.query_row("SELECT watch_due FROM dossiers WHERE portal_code = 'C-7'", [], |r| r.get(0)).unwrap();
+        assert_eq!(watch, None, "an ended dossier is not watched");
+
+        // No due time from the source: the portal gets the bridge's.
+        let mut n = rec("city", "C-8", "2026-03-02T03:00:00Z", "2026-03-02T03:00:00Z", Status::Processing);
+        n.due_at = None;
+        ingest_page(&mut conn, &ctx, page("city", &n), now()).unwrap();
+        let payload: String =
+            conn.query_row("SELECT payload FROM outbox WHERE code = 'C-8'", [], |r| r.get(0)).unwrap();
+        assert!(payload.contains(r#""NgayHenTra":"20260303100000""#), "{payload}");
+        assert_eq!(flags(&conn).as_deref(), Some("later on_day_off"), "C-7 unchanged");
     }
 
     #[test]
@@ -1228,8 +1389,8 @@ mod tests {
         b.status = Status::Processing;
         b.updated_at = "2026-02-03T02:00:00Z".parse().unwrap();
         let mut page = page("city", &a);
-        page.items.push(Incoming::mapped(b.clone(), serde_json::to_string(&b).unwrap()));
-        page.items.push(Incoming::mapped(b.clone(), serde_json::to_string(&b).unwrap()));
+        page.items.push(mapped(&b));
+        page.items.push(mapped(&b));
         let r = ingest_page(&mut conn, &ctx, page, now()).unwrap();
         assert_eq!((r.new, r.changed, r.unchanged), (1, 0, 1));
         let (records, status): (i64, i64) = conn

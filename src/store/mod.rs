@@ -5,9 +5,10 @@
 //!   exit, and released by the kernel after a crash, so a restart after `kill -9` never waits.
 //! - [`Writer`]: the one writer connection, owned by one thread; async tasks send it closures, so
 //!   every transaction runs to completion on that thread even while the daemon shuts down.
-//! - `ingest`, `outbox`, `synclog`, `report`: what is stored and how it is read.
+//! - `ingest`, `outbox`, `synclog`, `report`, `resync`, `deadlines`: what is stored and how it is read.
 
 mod checkpoint;
+pub mod deadlines;
 pub mod ingest;
 pub mod outbox;
 pub mod report;
@@ -29,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_outbox_key.sql"),
     include_str!("migrations/0006_drop_source_records_code.sql"),
     include_str!("migrations/0007_link_splits.sql"),
+    include_str!("migrations/0008_due_checks.sql"),
 ];
 
 /// The schema version this binary writes.
