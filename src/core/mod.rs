@@ -6,6 +6,7 @@
 //! - `timefmt`: the time formats the systems speak.
 //! - `cutover` / `merge`: dual-running authority and the one canonical dossier per case.
 //! - `identity`: linking by applicant identity (a keyed hash) where codes are not shared.
+//! - `link`: which case a record belongs to, from the candidates the store gathers.
 //! - `calendar`: the working-time calendar, due times and the on-time verdict.
 //! - `procedures`: each procedure's time limit.
 //! - `deadline`: the bridge's own due time checked against the source's (cross-checks).
@@ -18,6 +19,7 @@ pub mod cutover;
 pub mod deadline;
 pub mod descriptor;
 pub mod identity;
+pub mod link;
 pub mod mapping;
 pub mod merge;
 pub mod payload;

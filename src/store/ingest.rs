@@ -19,6 +19,7 @@ use crate::config::PortalMode;
 use crate::core::cutover::CutoverTable;
 use crate::core::deadline::{DeadlineRules, DueCheck};
 use crate::core::descriptor::SystemKind;
+use crate::core::link::{self, Candidate};
 use crate::core::merge::{self, LinkRule, Member, MergeOutcome};
 use crate::core::payload;
 use crate::core::record::SourceRecord;
@@ -598,10 +599,9 @@ struct Linked {
     identity: Option<String>,
 }
 
-/// Decide the case of a record (stored if it changed, about to be stored if it is new), creating
-/// it or joining cases as needed; the caller writes the record's own `dossier_id`. Cases that this
-/// record shows to be one are joined into the oldest (lowest id), so links never flip back and
-/// forth.
+/// The case of a record (stored if it changed, about to be stored if it is new): gather the
+/// stored records sharing a code or its identity, let `core::link::decide` choose, and carry that
+/// out, creating the case or joining cases; the caller writes the record's own `dossier_id`.
 fn link(
     conn: &Connection,
     log: &mut synclog::Chain,
@@ -616,59 +616,53 @@ fn link(
         Stored::Changed(e) => e.dossier_id,
     };
     // Other records sharing any code with this one (its own code or a reference), then those
-    // filed under the same identity and received within the window.
-    let mut matches: Vec<(i64, String, String)> = Vec::new();
-    let mut by_identity: Vec<(i64, String, String)> = Vec::new();
+    // filed under the same identity; core::link decides which count and where the record goes.
     let linking = ctx.identity.as_ref();
     let identity = linking.and_then(|l| l.code_of(rec));
+    let mut candidates: Vec<Candidate> = Vec::new();
     {
         let mut stmt = conn.prepare_cached(
             // A subquery, not a join: the bundled SQLite re-prepared the join form of this
             // statement at every execution (a sixth of the writer's time in a first sync), which
-            // it does not do for this one. The record itself is left out below.
-            "SELECT dossier_id, source, native_id, received_at FROM source_records
+            // it does not do for this one.
+            "SELECT dossier_id, source, native_id, code, received_at FROM source_records
              WHERE dossier_id IS NOT NULL
                AND (source, native_id) IN (SELECT source, native_id FROM record_codes WHERE code = ?1)",
         )?;
-        let codes = rec.all_codes().map(|c| (c, false)).chain(identity.as_deref().map(|c| (c, true)));
-        for (code, is_identity) in codes {
-            for row in stmt.query_map(params![code], |r| {
-                Ok(((r.get(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?), r.get::<_, Option<String>>(3)?))
-            })? {
-                let (row, received) = row?;
-                if (row.1 == rec.source && row.2 == rec.native_id) || matches.contains(&row) {
-                    continue;
-                }
-                if is_identity {
-                    let other = received.and_then(|t| t.parse::<Timestamp>().ok());
-                    if !linking.is_some_and(|l| l.within_window(rec.arrived_at(), other)) {
-                        continue;
-                    }
-                    by_identity.push(row.clone());
-                }
-                matches.push(row);
-            }
-        }
-    }
-    // Links an operator split apart stay apart (checked both ways).
-    if !matches.is_empty() {
         let mut split = conn.prepare_cached(
             "SELECT EXISTS (SELECT 1 FROM link_splits WHERE source = ?1 AND native_id = ?2 AND other_source = ?3
                                                       AND other_native_id = ?4)
                  OR EXISTS (SELECT 1 FROM link_splits WHERE source = ?3 AND native_id = ?4 AND other_source = ?1
                                                       AND other_native_id = ?2)",
         )?;
-        let mut kept = Vec::with_capacity(matches.len());
-        for m in matches {
-            if !split.query_row(params![rec.source, rec.native_id, m.1, m.2], |r| r.get::<_, bool>(0))? {
-                kept.push(m);
+        let codes = rec.all_codes().map(|c| (c, false)).chain(identity.as_deref().map(|c| (c, true)));
+        for (code, by_identity) in codes {
+            let rows = stmt.query_map(params![code], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            for row in rows {
+                let (case, source, native_id, code, received): (i64, String, String, String, Option<String>) = row?;
+                // Listed once, by the first code that found it (codes before the identity).
+                if candidates.iter().any(|c| c.source == source && c.native_id == native_id) {
+                    continue;
+                }
+                let itself = source == rec.source && native_id == rec.native_id;
+                let split =
+                    !itself && split.query_row(params![rec.source, rec.native_id, source, native_id], |r| r.get(0))?;
+                candidates.push(Candidate {
+                    case,
+                    source,
+                    native_id,
+                    code,
+                    received_at: received.and_then(|t| t.parse().ok()),
+                    by_identity,
+                    split,
+                });
             }
         }
-        matches = kept;
     }
-    let mut ids: BTreeSet<i64> = matches.iter().map(|m| m.0).collect();
-    ids.extend(current);
-    let Some(&target) = ids.iter().next() else {
+    let decision = link::decide(rec, current, &candidates, linking);
+    let Some(target) = decision.case else {
         // Only a new record starts a case (a stored one is in one already): written once, final.
         let s = &p.solo;
         conn.prepare_cached(
@@ -692,42 +686,30 @@ fn link(
         let id = conn.last_insert_rowid();
         return Ok(Linked { id, created: true, moved: Some(LinkRule::First), joined: Vec::new(), identity });
     };
-    let mut moved = None;
-    if current != Some(target) {
-        let (_, ms, mn) = matches.iter().find(|m| m.0 == target).cloned().unwrap_or_default();
-        let rule = if ms.is_empty() {
-            LinkRule::First
-        } else if by_identity.iter().any(|m| m.1 == ms && m.2 == mn) {
-            LinkRule::Identity
-        } else {
-            merge::link_rule(rec, &load_record(conn, &ms, &mn)?).unwrap_or(LinkRule::Reference)
-        };
-        moved = Some(rule);
-        if rule != LinkRule::First {
-            let target_code: String = conn
-                .prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?
-                .query_row([target], |r| r.get(0))?;
-            log.append(
-                conn,
-                now,
-                &Entry::new(
-                    Level::Info,
-                    "dossier.linked",
-                    format!(
-                        "{}/{} (code {}) linked to case {target_code} by rule {}",
-                        rec.source,
-                        rec.native_id,
-                        rec.code,
-                        rule.as_str()
-                    ),
-                )
-                .source(&rec.source)
-                .dossier(&target_code),
-            )?;
-        }
+    let moved = decision.moved.map(|(rule, _)| rule);
+    if let Some(rule) = moved.filter(|r| *r != LinkRule::First) {
+        let target_code: String =
+            conn.prepare_cached("SELECT portal_code FROM dossiers WHERE id = ?1")?.query_row([target], |r| r.get(0))?;
+        log.append(
+            conn,
+            now,
+            &Entry::new(
+                Level::Info,
+                "dossier.linked",
+                format!(
+                    "{}/{} (code {}) linked to case {target_code} by rule {}",
+                    rec.source,
+                    rec.native_id,
+                    rec.code,
+                    rule.as_str()
+                ),
+            )
+            .source(&rec.source)
+            .dossier(&target_code),
+        )?;
     }
     // Join any other case this record shows to be the same one.
-    for &other in ids.iter().filter(|&&i| i != target) {
+    for &other in &decision.join {
         conn.prepare_cached("UPDATE source_records SET dossier_id = ?1 WHERE dossier_id = ?2")?
             .execute(params![target, other])?;
         // Found by code (the outbox has no index by case): its rows carry its members' codes.
@@ -751,13 +733,7 @@ fn link(
             .dossier(&other_code),
         )?;
     }
-    Ok(Linked {
-        id: target,
-        created: false,
-        moved,
-        joined: ids.into_iter().filter(|&i| i != target).collect(),
-        identity,
-    })
+    Ok(Linked { id: target, created: false, moved, joined: decision.join, identity })
 }
 
 /// What `split` did: the case the record left and the case it now is.
