@@ -147,7 +147,11 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
     let fields = json!({
         "status": {"value": state.status.code(), "from": origin(&refs, authority, &state.status, |r| r.status)},
         "received_at": {"value": time(state.received_at), "from": origin(&refs, authority, &state.received_at, |r| r.received_at), "rule": "the earliest receipt of any member"},
-        "due_at": {"value": time(state.due_at), "from": origin(&refs, authority, &state.due_at, |r| r.due_at)},
+        "due_at": match state.due_at {
+            Some(_) => json!({"value": time(state.due_at), "from": origin(&refs, authority, &state.due_at, |r| r.due_at)}),
+            // No member gives one: the bridge pushes its own (see "deadline").
+            None => json!({"value": time(settings.deadlines.check(state, settings.clock().now()).pushed_due), "from": "the bridge's reckoning"}),
+        },
         "ended_at": {"value": time(payload::end_time(state)), "from": origin(&refs, authority, &payload::end_time(state), payload::end_time)},
         "code": {"value": state.code, "from": origin(&refs, authority, &state.code, |r| r.code.clone()), "rule": "the code of the earliest-received member"},
         "procedure": {"value": state.procedure.code, "from": origin(&refs, authority, &state.procedure.code, |r| r.procedure.code.clone())},

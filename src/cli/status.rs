@@ -64,11 +64,12 @@ fn print_deadlines(d: &DeadlineOverview) {
     );
     println!(
         "  sources' due times in doubt: {} earlier than the law's, {} later, {} on a day off, {} with the supplement \
-         pause folded in; {} without one (the bridge's pushed)",
+         pause folded in, {} in status 5 with no supplement listed; {} without one (the bridge's pushed)",
         n("earlier"),
         n("later"),
         n("on_day_off"),
         n("pause_folded"),
+        n("pause_missing"),
         n("no_source_due")
     );
     if !d.procedures_without_limit.is_empty() {

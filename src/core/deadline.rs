@@ -20,6 +20,7 @@ use super::calendar::{Calendar, DayKind, Pause, TimeLimit, Verdict};
 use super::payload;
 use super::procedures::ProcedureTable;
 use super::record::SourceRecord;
+use super::status::Status;
 use super::timefmt::display_time;
 
 /// When a source's due time counts as agreeing with the bridge's.
@@ -63,6 +64,9 @@ pub enum Finding {
     /// The source's due time already holds the supplement pause; the supplements travel to the
     /// portal beside it, which moves it again.
     PauseFolded { computed: Timestamp },
+    /// The source shows a supplement requested (status 5) but lists no supplement awaited: the
+    /// portal's clock does not stop, and the pause the law grants is lost.
+    PauseMissing,
     /// The dossier ended, and the portal would show it late; by the bridge's reckoning it is on
     /// time. (An open dossier's false late comes with time passing: the deadline watch finds it.)
     FalseLate,
@@ -81,6 +85,7 @@ impl Finding {
             Finding::Earlier { .. } => ("earlier", "deadline.earlier"),
             Finding::Later { .. } => ("later", "deadline.later"),
             Finding::PauseFolded { .. } => ("pause_folded", "deadline.pause_folded"),
+            Finding::PauseMissing => ("pause_missing", "deadline.pause_missing"),
             Finding::FalseLate => ("false_late", "deadline.false_late"),
             Finding::Unreckonable { .. } => ("unreckonable", "deadline.unreckonable"),
         }
@@ -126,6 +131,10 @@ impl Finding {
                  is {}): the portal adds the pause again",
                 display_time(*computed)
             ),
+            Finding::PauseMissing => "the source shows a supplement requested (status 5) but lists no supplement \
+                                      awaited: the portal's clock keeps running (the source should send the request \
+                                      in its supplements list)"
+                .into(),
             Finding::FalseLate => format!(
                 "the portal would show it late (due {}), but by the law's due time {} it is {}",
                 check.portal_due.map(display_time).unwrap_or_else(|| "—".into()),
@@ -246,6 +255,10 @@ impl DeadlineRules {
         } else if computed.is_some() {
             findings.push(Finding::NoSourceDue);
         }
+        let awaiting_supplement = open && pauses.iter().any(|p| p.received_at.is_none());
+        if state.status == Status::SupplementRequested && !awaiting_supplement {
+            findings.push(Finding::PauseMissing);
+        }
         let pushed_due = source_due.or(computed.as_ref().map(|a| a.base_due));
         let (portal_due, portal_verdict) = match pushed_due.map(|d| cal.judge(d, &pauses, ended, now)) {
             Some(Ok((due, verdict))) => (Some(due), verdict),
@@ -274,7 +287,7 @@ impl DeadlineRules {
             portal_verdict,
             open,
             // As the portal sees it: a supplement request without its receipt.
-            awaiting_supplement: open && pauses.iter().any(|p| p.received_at.is_none()),
+            awaiting_supplement,
             findings,
         }
     }
@@ -375,6 +388,15 @@ mod tests {
         let c = rules(DueTolerance::SameDay).check(&d, t("2026-03-11T08:00:00"));
         assert_eq!(names(&c), ["pause_folded"]);
         assert_eq!(c.portal_due, Some(t("2026-03-16T09:00:00")), "the portal moves it again by the pause");
+    }
+
+    #[test]
+    fn a_supplement_requested_without_its_request_listed_is_a_lost_pause() {
+        let d = dossier("2026-03-09T09:00:00", Some("2026-03-12T17:00:00"), Status::SupplementRequested);
+        let c = rules(DueTolerance::SameDay).check(&d, t("2026-03-10T08:00:00"));
+        assert_eq!(names(&c), ["pause_missing"]);
+        assert!(!c.awaiting_supplement, "the portal sees no pause");
+        assert_eq!(c.watch_due(), Some(t("2026-03-12T17:00:00")), "so its clock runs: watched");
     }
 
     #[test]
