@@ -99,6 +99,12 @@ pub async fn execute(env: &Env, req: &Request, stop: &CancellationToken) -> anyh
             env.writer.call(move |c| ingest::split(c, &ctx, &s.source, &s.native_id, &by, &s.reason, now)).await?;
         outcome.insert("split".into(), json!(done));
     }
+    if let Some(a) = scope.attest.clone() {
+        let (ctx, by, now) = (env.ctx.clone(), req.requested_by.clone(), env.clock.now());
+        let done =
+            env.writer.call(move |c| crate::store::attest::record(c, &ctx, &a.code, &a.attestation, &by, now)).await?;
+        outcome.insert("attested".into(), json!(done));
+    }
     if scope.quarantined || scope.all {
         progress("quarantine".into(), 0, 1).await;
         outcome.insert("quarantine_released".into(), json!(retry_quarantine(env).await?));

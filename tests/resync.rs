@@ -162,6 +162,41 @@ async fn resync_runs_in_the_daemon_or_here_and_leaves_an_audit_trail() {
     let (rc, _, err) = h.cli(&["split", "nowhere", "--by", "Lan", "--reason", "x"]);
     assert_eq!(rc, 2);
     assert!(err.contains("SOURCE/NATIVE_ID"), "{err}");
+
+    // An open dossier whose result went out on paper: the attested finish reaches the portal.
+    let (open, received): (String, String) = c
+        .query_row(
+            "SELECT d.portal_code, d.received_at FROM dossiers d JOIN portal_state p ON p.code = d.portal_code
+             WHERE d.status IN (2, 4) AND p.live = 1 ORDER BY d.received_at LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let finished = (received.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_hours(2)).to_string();
+    let args = ["attest", &open, "--finished-at", &finished, "--by", "Trần Thị Lan", "--reason", "trả kết quả giấy"];
+    let (rc, out, err) = h.cli(&args);
+    assert_eq!(rc, 0, "{out}\n{err}");
+    h.wait_count(
+        &format!("SELECT COUNT(*) FROM portal_state WHERE code = '{open}' AND status IN (9, 10)"),
+        1,
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(
+        h.query_i64(&format!(
+            "SELECT COUNT(*) FROM sync_log WHERE kind = 'dossier.attested' AND actor = 'Trần Thị Lan' AND dossier = '{open}'"
+        )),
+        1
+    );
+    let (rc, out, _) = h.cli(&["explain", &open, "--json"]);
+    assert_eq!(rc, 0);
+    let x: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(x["attestations"][0]["by"], "Trần Thị Lan", "{x}");
+    assert!(x["fields"]["ended_at"]["from"].as_str().is_some_and(|f| f.starts_with("attested by")), "{x}");
+    // A finish in the future is refused before anything is stored.
+    let (rc, _, err) = h.cli(&["attest", &open, "--finished-at", "2099-01-01", "--by", "Lan", "--reason", "x"]);
+    assert_eq!(rc, 2);
+    assert!(err.contains("future"), "{err}");
     stop(&mut daemon);
     h.world.shutdown().await;
 }

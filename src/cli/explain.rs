@@ -131,10 +131,15 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
     let ctx = crate::daemon::merge_ctx(settings);
     let kind = |s: &str| ctx.sources.get(s).map(|k| k.0).unwrap_or(crate::core::descriptor::SystemKind::City);
     let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: kind(&r.source) }).collect();
-    let canonical = match merge::merge(&members, &ctx.cutover, None) {
+    let mut canonical = match merge::merge(&members, &ctx.cutover, None) {
         Some(MergeOutcome::Ok(c)) | Some(MergeOutcome::Regression { canonical: c, .. }) => c,
         None => anyhow::bail!("case {portal_code} has no members"),
     };
+    let attestations = store::attest::list(conn, id)?;
+    let attested = attestations.last();
+    if let Some(a) = attested {
+        a.attestation.apply(&mut canonical.state);
+    }
     let state = &canonical.state;
     let authority = records
         .iter()
@@ -144,15 +149,18 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
         })
         .unwrap_or(&records[0]);
     let refs: Vec<&SourceRecord> = records.iter().collect();
+    // The finish an operator attested wins over the members' (see core::attest).
+    let attested_by = attested.map(|a| format!("attested by {} at {}", a.by, a.at));
+    let end_from = |default: String| attested_by.clone().unwrap_or(default);
     let fields = json!({
-        "status": {"value": state.status.code(), "from": origin(&refs, authority, &state.status, |r| r.status)},
+        "status": {"value": state.status.code(), "from": end_from(origin(&refs, authority, &state.status, |r| r.status))},
         "received_at": {"value": time(state.received_at), "from": origin(&refs, authority, &state.received_at, |r| r.received_at), "rule": "the earliest receipt of any member"},
         "due_at": match state.due_at {
             Some(_) => json!({"value": time(state.due_at), "from": origin(&refs, authority, &state.due_at, |r| r.due_at)}),
             // No member gives one: the bridge pushes its own (see "deadline").
             None => json!({"value": time(settings.deadlines.check(state, settings.clock().now()).pushed_due), "from": "the bridge's reckoning"}),
         },
-        "ended_at": {"value": time(payload::end_time(state)), "from": origin(&refs, authority, &payload::end_time(state), payload::end_time)},
+        "ended_at": {"value": time(payload::end_time(state)), "from": end_from(origin(&refs, authority, &payload::end_time(state), payload::end_time))},
         "code": {"value": state.code, "from": origin(&refs, authority, &state.code, |r| r.code.clone()), "rule": "the code of the earliest-received member"},
         "procedure": {"value": state.procedure.code, "from": origin(&refs, authority, &state.procedure.code, |r| r.procedure.code.clone())},
         "applicant": {"value": state.applicant.name.as_deref().map(privacy::mask_name), "from": origin(&refs, authority, &state.applicant.name, |r| r.applicant.name.clone())},
@@ -199,6 +207,7 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
         "deadline": deadline,
         "portal": portal,
         "queued_for_portal": queued,
+        "attestations": attestations,
         "history": history,
     }))
 }
@@ -263,6 +272,17 @@ fn print(v: &Value) {
             s(&v["queued_for_portal"])
         ),
         None => println!("Portal: not acknowledged yet; {} update(s) queued", s(&v["queued_for_portal"])),
+    }
+    for a in v["attestations"].as_array().into_iter().flatten() {
+        let t = &a["attestation"];
+        println!(
+            "Attested by {} at {}: finished {}{}; reason: {}",
+            s(&a["by"]),
+            s(&a["at"]),
+            s(&t["finished_at"]),
+            if t["returned_at"].is_null() { String::new() } else { format!(", returned {}", s(&t["returned_at"])) },
+            s(&t["reason"])
+        );
     }
     let history = v["history"].as_array().cloned().unwrap_or_default();
     if !history.is_empty() {

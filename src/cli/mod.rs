@@ -3,6 +3,7 @@
 //! Exit codes: 0 success (`status`: healthy); 1 `status`: degraded; 2 error (bad configuration,
 //! unreachable database, `status`: failing).
 
+pub mod attest;
 pub mod bench;
 pub mod check_config;
 pub mod demo;
@@ -68,10 +69,41 @@ pub enum Command {
     Resync(resync::ResyncArgs),
     /// Take a wrongly linked record out of its case (logged with who and why).
     Split(split::SplitArgs),
+    /// Record a finish the sources do not hold (returned on paper, record unsigned), with who and
+    /// why; it is pushed to the portal.
+    Attest(attest::AttestArgs),
     /// Run only the simulated systems, on fixed ports (for tests and trying things by hand).
     Simulate(simulate::SimulateArgs),
     /// Measure: `bench ingest` (records per second into the store, peak memory).
     Bench(bench::BenchArgs),
+}
+
+/// An operator's change to a case (`split`, `attest`): who and why, for the sync log, and how it
+/// is carried out.
+#[derive(Debug, clap::Args)]
+pub struct OperatorArgs {
+    /// Who (for the sync log).
+    #[arg(long, value_name = "NAME")]
+    pub by: String,
+    /// Why (for the sync log).
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// No daemon is running: carry it out in this process.
+    #[arg(long)]
+    pub now: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl OperatorArgs {
+    pub fn check(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !self.by.trim().is_empty() && !self.reason.trim().is_empty(),
+            "--by and --reason must not be empty"
+        );
+        Ok(())
+    }
 }
 
 /// Set up tracing to stderr.
@@ -92,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Explain(ref a) => explain::main(&cli.config, a),
         Command::Resync(ref a) => resync::main(&cli.config, a),
         Command::Split(ref a) => split::main(&cli.config, a),
+        Command::Attest(ref a) => attest::main(&cli.config, a),
         Command::Run => run::main(&cli.config, cli.log_format),
         Command::Demo(ref a) => demo::main(a),
         Command::Simulate(ref a) => simulate::main(a),

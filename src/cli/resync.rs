@@ -63,14 +63,22 @@ pub struct ResyncArgs {
     pub json: bool,
 }
 
-/// An RFC 3339 time, or a date meaning its midnight in Việt Nam.
-fn parse_time(s: &str) -> Result<Timestamp, String> {
+/// An RFC 3339 time, a local time in Việt Nam ("2026-03-04 15:30"), or a date meaning its
+/// midnight in Việt Nam.
+pub(super) fn parse_time(s: &str) -> Result<Timestamp, String> {
     if let Ok(t) = s.parse::<Timestamp>() {
         return Ok(t);
     }
-    let d: jiff::civil::Date =
-        s.parse().map_err(|_| format!("{s:?} is neither an RFC 3339 time nor a date (YYYY-MM-DD)"))?;
-    d.to_zoned_datetime(crate::clock::vn_tz()).map(|z| z.timestamp()).map_err(|e| e.to_string())
+    let local = |dt: jiff::civil::DateTime| {
+        dt.to_zoned_datetime(crate::clock::vn_tz()).map(|z| z.timestamp()).map_err(|e| e.to_string())
+    };
+    if let Ok(dt) = s.replacen(' ', "T", 1).parse::<jiff::civil::DateTime>() {
+        return local(dt);
+    }
+    let d: jiff::civil::Date = s.parse().map_err(|_| {
+        format!("{s:?} is neither an RFC 3339 time, a local time (YYYY-MM-DD HH:MM) nor a date (YYYY-MM-DD)")
+    })?;
+    local(d.to_datetime(jiff::civil::Time::midnight()))
 }
 
 impl ResyncArgs {
@@ -85,6 +93,7 @@ impl ResyncArgs {
             parked: self.parked,
             all: self.all,
             split: None,
+            attest: None,
         }
     }
 

@@ -16,18 +16,8 @@ use crate::core::resync::{Scope, SplitRequest};
 pub struct SplitArgs {
     /// The record to take out of its case, as SOURCE/NATIVE_ID (see `log --dossier`).
     pub record: String,
-    /// Who splits it (for the sync log).
-    #[arg(long, value_name = "NAME")]
-    pub by: String,
-    /// Why (for the sync log).
-    #[arg(long, value_name = "TEXT")]
-    pub reason: String,
-    /// No daemon is running: carry the split out in this process.
-    #[arg(long)]
-    pub now: bool,
-    /// Print the outcome as JSON.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub op: super::OperatorArgs,
 }
 
 pub fn main(file: &Path, args: &SplitArgs) -> u8 {
@@ -38,15 +28,13 @@ pub fn main(file: &Path, args: &SplitArgs) -> u8 {
             .split_once('/')
             .filter(|(s, n)| !s.is_empty() && !n.is_empty())
             .ok_or_else(|| anyhow::anyhow!("name the record as SOURCE/NATIVE_ID, e.g. moj/BTP-2026-000123"))?;
-        anyhow::ensure!(
-            !args.by.trim().is_empty() && !args.reason.trim().is_empty(),
-            "--by and --reason must not be empty"
-        );
+        let op = &args.op;
+        op.check()?;
         let settings =
-            crate::config::load(file, args.now).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))?;
-        let split = SplitRequest { source: source.into(), native_id: native_id.into(), reason: args.reason.clone() };
+            crate::config::load(file, op.now).map_err(|e| anyhow::anyhow!("the configuration has problems:\n{e}"))?;
+        let split = SplitRequest { source: source.into(), native_id: native_id.into(), reason: op.reason.clone() };
         let scope = Scope { split: Some(split), ..Scope::default() };
-        super::resync::submit(settings, scope, &args.by, true, args.now, args.json)
+        super::resync::submit(settings, scope, &op.by, true, op.now, op.json)
     })();
     result.unwrap_or_else(|e| {
         eprintln!("dvc-bridge split: {e:#}");

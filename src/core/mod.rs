@@ -1,6 +1,7 @@
 //! The pure core: rules with no I/O, driven by tests directly.
 //!
 //! - `status`: the portal's status codes and the never-regress order.
+//! - `attest`: an operator's attested finish, applied to the canonical state.
 //! - `record`: the canonical record every adapter maps to.
 //! - `descriptor` / `mapping`: adapter descriptors and mapping a payload through one.
 //! - `timefmt`: the time formats the systems speak.
@@ -14,6 +15,7 @@
 //! - `payload`: the portal's objects built from the canonical state.
 //! - `privacy`: masking personal data for logs.
 
+pub mod attest;
 pub mod calendar;
 pub mod cutover;
 pub mod deadline;

@@ -36,6 +36,17 @@ pub struct Scope {
     /// An operator's split of a wrongly linked record out of its case (`dvc-bridge split`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub split: Option<SplitRequest>,
+    /// An operator's attested finish for a case (`dvc-bridge attest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attest: Option<AttestRequest>,
+}
+
+/// A case, by any of its codes, and what is attested for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttestRequest {
+    pub code: String,
+    pub attestation: super::attest::Attestation,
 }
 
 /// A record to take out of its case, and why.
@@ -57,7 +68,8 @@ impl Scope {
             || self.quarantined
             || self.parked
             || self.all
-            || self.split.is_some();
+            || self.split.is_some()
+            || self.attest.is_some();
         if (self.since.is_some() || self.until.is_some()) && self.source.is_none() {
             return Err("--since and --until narrow a --source: name the source too".into());
         }
@@ -120,6 +132,9 @@ impl Scope {
         }
         if let Some(s) = &self.split {
             parts.push(format!("split {}/{} out of its case ({})", s.source, s.native_id, s.reason));
+        }
+        if let Some(a) = &self.attest {
+            parts.push(format!("attest the finish of {} ({})", a.code, a.attestation.reason));
         }
         parts.join("; ")
     }

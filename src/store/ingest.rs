@@ -712,6 +712,8 @@ fn link(
     for &other in &decision.join {
         conn.prepare_cached("UPDATE source_records SET dossier_id = ?1 WHERE dossier_id = ?2")?
             .execute(params![target, other])?;
+        conn.prepare_cached("UPDATE attestations SET dossier_id = ?1 WHERE dossier_id = ?2")?
+            .execute(params![target, other])?;
         // Found by code (the outbox has no index by case): its rows carry its members' codes.
         conn.prepare_cached(
             "UPDATE outbox SET dossier_id = ?1
@@ -935,6 +937,10 @@ fn recompute_with(
     let previous = prev_status.and_then(Status::from_code);
     let Some(outcome) = merge::merge(&members, &ctx.cutover, previous) else {
         return Ok(0);
+    };
+    let outcome = match super::attest::active(conn, dossier_id)? {
+        Some(a) => a.over(outcome, previous),
+        None => outcome,
     };
     let canonical = match outcome {
         MergeOutcome::Regression { canonical, from, to } => {
@@ -1247,6 +1253,52 @@ mod tests {
             conn.query_row("SELECT payload FROM outbox WHERE code = 'C-8'", [], |r| r.get(0)).unwrap();
         assert!(payload.contains(r#""NgayHenTra":"20260303100000""#), "{payload}");
         assert_eq!(flags(&conn).as_deref(), Some("later on_day_off"), "C-7 unchanged");
+    }
+
+    #[test]
+    fn an_attested_finish_is_pushed_holds_against_the_sources_and_is_refused_when_impossible() {
+        use crate::core::attest::Attestation;
+        let (_d, mut conn, ctx) = setup();
+        let r = rec("city", "C-9", "2026-03-02T02:00:00Z", "2026-03-02T02:00:00Z", Status::Processing);
+        ingest_page(&mut conn, &ctx, page("city", &r), now()).unwrap();
+        let finished: Timestamp = "2026-03-04T08:00:00Z".parse().unwrap();
+        let a = Attestation { finished_at: finished, returned_at: None, reason: "trả kết quả giấy".into() };
+        let done = super::super::attest::record(&mut conn, &ctx, "C-9", &a, "Lan", now()).unwrap();
+        assert_eq!((done.case.as_str(), done.status), ("C-9", 9));
+        assert_eq!(done.queued, 1);
+        let payload: String = conn
+            .query_row("SELECT payload FROM outbox WHERE code = 'C-9' ORDER BY id DESC LIMIT 1", [], |r| r.get(0))
+            .unwrap();
+        assert!(payload.contains(r#""NgayKetThucXuLy":"20260304150000""#), "{payload}");
+        let (actor, kind): (String, String) = conn
+            .query_row("SELECT actor, kind FROM sync_log WHERE kind = 'dossier.attested'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((actor.as_str(), kind.as_str()), ("Lan", "dossier.attested"));
+        // The source still says processing: no regression conflict, the attested finish holds.
+        let mut later = r.clone();
+        later.updated_at = "2026-03-05T02:00:00Z".parse().unwrap();
+        ingest_page(&mut conn, &ctx, page("city", &later), now()).unwrap();
+        let (status, conflict): (i64, Option<String>) = conn
+            .query_row("SELECT status, conflict FROM dossiers WHERE portal_code = 'C-9'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!((status, conflict), (9, None));
+
+        // A finish before the receipt, or for a withdrawn case, is refused and nothing is written.
+        let early = Attestation { finished_at: "2026-03-01T00:00:00Z".parse().unwrap(), ..a.clone() };
+        let e = super::super::attest::record(&mut conn, &ctx, "C-9", &early, "Lan", now()).unwrap_err();
+        assert!(e.to_string().contains("before the dossier was received"), "{e}");
+        let w = rec("city", "C-10", "2026-03-02T02:00:00Z", "2026-03-02T02:00:00Z", Status::Withdrawn);
+        ingest_page(&mut conn, &ctx, page("city", &w), now()).unwrap();
+        let e = super::super::attest::record(&mut conn, &ctx, "C-10", &a, "Lan", now()).unwrap_err();
+        assert!(e.to_string().contains("ended as 7"), "{e}");
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM attestations", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+        let e = super::super::attest::record(&mut conn, &ctx, "NOPE", &a, "Lan", now()).unwrap_err();
+        assert!(e.to_string().contains("no dossier"), "{e}");
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //!   every transaction runs to completion on that thread even while the daemon shuts down.
 //! - `ingest`, `outbox`, `synclog`, `report`, `resync`, `deadlines`: what is stored and how it is read.
 
+pub mod attest;
 mod checkpoint;
 pub mod deadlines;
 pub mod ingest;
@@ -31,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_drop_source_records_code.sql"),
     include_str!("migrations/0007_link_splits.sql"),
     include_str!("migrations/0008_due_checks.sql"),
+    include_str!("migrations/0009_attestations.sql"),
 ];
 
 /// The schema version this binary writes.
