@@ -41,7 +41,10 @@ impl MergeCtx {
         self.sources.get(source).map(|s| s.0).unwrap_or(SystemKind::City)
     }
     fn pushes(&self, source: &str) -> bool {
-        self.sources.get(source).is_some_and(|s| s.1 == PortalMode::Push)
+        self.mode(source) == Some(PortalMode::Push)
+    }
+    fn mode(&self, source: &str) -> Option<PortalMode> {
+        self.sources.get(source).map(|s| s.1)
     }
 }
 
@@ -1019,7 +1022,7 @@ fn recompute_with(
         log_findings(conn, log, now, &code, &canonical.authority.0, check.as_ref(), prior_due.flags.as_deref())?;
     }
     if !ctx.pushes(&canonical.authority.0) {
-        return Ok(0);
+        return close_behind_verified(conn, ctx, dossier_id, version, &canonical, &records, now);
     }
     let mut written = 0;
     if changed || force || !outbox::is_settled(conn, &code, &hash)? {
@@ -1049,6 +1052,36 @@ fn recompute_with(
             && let Some(dup) = records.iter().find(|r| &r.code == other)
         {
             written += outbox::enqueue_close(conn, dossier_id, version, dup, &code, now)?;
+        }
+    }
+    Ok(written)
+}
+
+/// A case whose authoritative system writes the portal itself (`verify`): the live copy is the one
+/// it writes, under its own code. A copy the bridge pushed earlier under another code of the case
+/// (typically the city's, before the ministry took the procedure over) is a duplicate the bridge
+/// closes, naming that code. (`off`: nobody writes the case; nothing to do.)
+fn close_behind_verified(
+    conn: &Connection,
+    ctx: &MergeCtx,
+    dossier_id: i64,
+    version: i64,
+    canonical: &merge::Canonical,
+    records: &[SourceRecord],
+    now: Timestamp,
+) -> anyhow::Result<u32> {
+    let (source, native_id) = (&canonical.authority.0, &canonical.authority.1);
+    let Some(authority) = records.iter().find(|r| &r.source == source && &r.native_id == native_id) else {
+        return Ok(0);
+    };
+    if ctx.mode(source) != Some(PortalMode::Verify) {
+        return Ok(0);
+    }
+    let mut written = 0;
+    for dup in records.iter().filter(|r| r.code != authority.code) {
+        outbox::drop_pending_for(conn, &dup.code)?;
+        if outbox::is_live(conn, &dup.code)? {
+            written += outbox::enqueue_close(conn, dossier_id, version, dup, &authority.code, now)?;
         }
     }
     Ok(written)
@@ -1151,6 +1184,23 @@ mod tests {
         assert_eq!(linked, 1, "the link is in the sync log with its rule");
         // Nothing more to send: the portal holds exactly the canonical state.
         assert!(send_all(&mut conn).is_empty());
+    }
+
+    #[test]
+    fn a_city_copy_pushed_before_a_self_syncing_ministry_took_over_is_closed_naming_its_code() {
+        let (_d, mut conn, mut ctx) = setup();
+        ctx.sources.insert("moj".into(), (SystemKind::Ministry, PortalMode::Verify));
+        let city = rec("city", "C-11", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        ingest_page(&mut conn, &ctx, page("city", &city), now()).unwrap();
+        assert_eq!(send_all(&mut conn), vec![("C-11".to_string(), outbox::Kind::Upsert, "2".to_string())]);
+        // The ministry (authoritative after its cutover) writes its own copy to the portal.
+        let mut moj = rec("moj", "M-11", "2026-02-03T02:00:00Z", "2026-02-05T02:00:00Z", Status::Processing);
+        moj.reference_codes = vec!["C-11".into()];
+        ingest_page(&mut conn, &ctx, page("moj", &moj), now()).unwrap();
+        let rows = outbox::next_batch(&conn, now(), 100).unwrap();
+        assert_eq!(rows.len(), 1, "only the close: the bridge never writes the ministry's copy");
+        assert_eq!((rows[0].code.as_str(), rows[0].kind), ("C-11", outbox::Kind::Close));
+        assert_eq!(rows[0].payload["GhiChu"].as_str().map(|n| n.contains("M-11")), Some(true), "{}", rows[0].payload);
     }
 
     #[test]
