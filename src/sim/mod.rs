@@ -215,6 +215,45 @@ pub struct ExpectedDossier {
     pub due_at: Timestamp,
     pub ended_at: Option<Timestamp>,
     pub returned_at: Option<Timestamp>,
+    /// How the case came to be in more than one system (`None`: it is in one): what tells the
+    /// bridge its members are one case.
+    #[serde(default)]
+    pub duplication: Option<Duplication>,
+    /// Every member of the case, the authoritative one marked.
+    #[serde(default)]
+    pub members: Vec<ExpectedMember>,
+    /// Whether the portal's rule judges the case late on the authoritative member's own times, at
+    /// the moment this truth was read: what the portal should show, so that anything else is the
+    /// bridge's doing.
+    #[serde(default)]
+    pub late: bool,
+}
+
+/// The ways a case comes to be in two systems during dual running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplication {
+    /// Copied into the ministry's system at its cutover: the same code in both.
+    Migrated,
+    /// Received at a city desk and transferred: the ministry's copy names the city's code.
+    Transferred,
+    /// Received at a city desk and typed again into the ministry's system by hand: no shared code
+    /// and no reference, only the procedure and the applicant (see [`World::reenter`]).
+    Reentered,
+}
+
+/// One member of a case, as its system holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedMember {
+    /// `"city"`, `"moj"`, …
+    pub system: String,
+    pub native_id: String,
+    pub code: String,
+    pub status: u8,
+    /// Its own due time: a stale member past it would show late if the portal showed its state.
+    pub due_at: Timestamp,
+    /// The member whose state the portal must show (the cutover rule).
+    pub authoritative: bool,
 }
 
 /// One record a silent change moved one step along its life, its updated time left as it was
@@ -394,7 +433,8 @@ impl Shared {
     }
 
     fn expected_portal(&self) -> BTreeMap<String, ExpectedDossier> {
-        self.lock_upstream().expected()
+        let now = self.now();
+        self.lock_upstream().expected(now)
     }
 
     fn expected_quarantine(&self) -> Vec<(String, String)> {
@@ -614,6 +654,19 @@ impl World {
     /// system has fewer such records).
     pub fn silent_change(&self, system: &str, n: usize) -> anyhow::Result<Vec<SilentChange>> {
         Ok(self.shared.silent_change(source(system)?, n))
+    }
+
+    /// Adds `n` re-entered pairs of `procedure` (a centralised one), received days ago: the city
+    /// desk's copy, left as the desk left it and past its due time, and the ministry's copy, typed
+    /// in again by hand under its own code without the city's, authoritative and finished on time.
+    /// Only the procedure and the applicant tell them apart from other dossiers, so from now on no
+    /// applicant files `procedure` twice in this world, and the bridge must link it by identity.
+    /// Call it before the bridge's first poll: the records' updated times are in the past. Returns
+    /// the cases' portal codes (the desk copies' codes); refuses a procedure no ministry has taken
+    /// over, or whose recorded dossiers already show one applicant in two cases.
+    pub fn reenter(&self, procedure: &str, n: usize) -> anyhow::Result<Vec<String>> {
+        let now = model::whole_second(self.shared.now());
+        self.shared.lock_upstream().reenter(procedure, n, now)
     }
 
     /// While down, the portal answers HTTP 503 with `Retry-After: 1` to every call.

@@ -229,9 +229,7 @@ pub fn is_closed_duplicate(obj: &Map<String, Value>) -> bool {
     status_of(obj) == Some(8) && text(obj, "GhiChu").ok().flatten().is_some_and(|note| names_other_code(&note, &own))
 }
 
-/// The portal's verdict ("How the portal judges a dossier"). The supplement pause is plain elapsed
-/// time here rather than working time: close enough for the simulator, and a difference the bridge's
-/// own verdict must not rely on.
+/// The portal's verdict ("How the portal judges a dossier") on its copy of a dossier.
 pub fn judge(copy: &StoredCopy, now: Timestamp) -> bool {
     let obj = &copy.dossier;
     if is_closed_duplicate(obj) {
@@ -240,17 +238,41 @@ pub fn judge(copy: &StoredCopy, now: Timestamp) -> bool {
     let Some(due) = time_field(obj, "NgayHenTra") else {
         return false;
     };
-    let supplements: Vec<&Map<String, Value>> = match obj.get("DanhSachHoSoBoSung") {
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_object).collect(),
+    let supplements: Vec<(Option<Timestamp>, Option<Timestamp>)> = match obj.get("DanhSachHoSoBoSung") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|s| (time_field(s, "NgayBoSung"), time_field(s, "NgayTiepNhanBoSung")))
+            .collect(),
         _ => Vec::new(),
     };
+    let ended = status_of(obj).is_some_and(is_end);
+    let end = time_field(obj, "NgayKetThucXuLy")
+        .or_else(|| time_field(obj, "NgayTra"))
+        .or_else(|| time_field(obj, "NgayTuChoi"))
+        .or(copy.first_seen_ended_at);
+    late_by_rule(due, &supplements, ended, end, now)
+}
+
+/// The portal's lateness rule on plain times, so that the world can judge a source's own record by
+/// the rule the portal judges its copy by. `supplements`: each request's (asked, received) times;
+/// `ended`: in an end state, at `end` (unknown: not late). The supplement pause is plain elapsed
+/// time here rather than working time: close enough for the simulator, and a difference the
+/// bridge's own verdict must not rely on.
+pub fn late_by_rule(
+    due: Timestamp,
+    supplements: &[(Option<Timestamp>, Option<Timestamp>)],
+    ended: bool,
+    end: Option<Timestamp>,
+    now: Timestamp,
+) -> bool {
     if supplements.len() > 1 {
         return true;
     }
     let mut due = due;
     let mut awaited_since = None;
-    for s in &supplements {
-        match (time_field(s, "NgayBoSung"), time_field(s, "NgayTiepNhanBoSung")) {
+    for s in supplements {
+        match *s {
             (Some(asked), Some(got)) if got > asked => {
                 due = due.checked_add(got.duration_since(asked)).unwrap_or(due);
             }
@@ -258,12 +280,7 @@ pub fn judge(copy: &StoredCopy, now: Timestamp) -> bool {
             _ => {}
         }
     }
-    let status = status_of(obj).unwrap_or(0);
-    if is_end(status) {
-        let end = time_field(obj, "NgayKetThucXuLy")
-            .or_else(|| time_field(obj, "NgayTra"))
-            .or_else(|| time_field(obj, "NgayTuChoi"))
-            .or(copy.first_seen_ended_at);
+    if ended {
         return end.is_some_and(|end| end > due);
     }
     match awaited_since {

@@ -10,20 +10,24 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
 };
 
-use jiff::{SignedDuration, Timestamp, civil::Date};
+use jiff::{
+    SignedDuration, Timestamp, ToSpan,
+    civil::{Date, Weekday},
+};
 use serde_json::Value;
 
 use super::{
-    ExpectedDossier, SilentChange,
+    Duplication, ExpectedDossier, ExpectedMember, SilentChange,
     catalogue::{ApplicantKind, Catalogue, Procedure},
     city,
     faults::RECORDS,
     mae, moc,
     model::{
         AgencyRef, Applicant, Attachment, Channel, Dossier, Fee, IdKey, IdStyle, ProcedureRef, ResultDoc, Source, Step,
-        Supplement, due_after, uuid,
+        Supplement, due_after, is_end, uuid,
     },
     mof, moj, mps,
+    portal::late_by_rule,
 };
 use crate::clock::vn_tz;
 
@@ -347,6 +351,10 @@ pub struct Upstream {
     skew: [SignedDuration; 6],
     /// Per system: bulk records' renderings by shape, made once at load (see [`Template`]).
     templates: Vec<HashMap<Shape, Template>>,
+    /// Procedures with re-entered pairs (see [`Upstream::reenter`]), which only the applicant links:
+    /// no applicant files one of them twice, so that the same procedure and applicant mean the same
+    /// case in this world, as they do to the bridge.
+    identity_linked: BTreeSet<String>,
 }
 
 /// Where a dossier code ends in its sequence number: `H26.31-251215-0007` → 7.
@@ -372,6 +380,50 @@ fn draw_weighted<'a>(rng: &mut fastrand::Rng, procedures: &'a [Procedure]) -> Op
         left -= p.weight;
     }
     None
+}
+
+/// A receipt `minutes` after 08:00 on the latest working day (weekends skipped) from which a
+/// procedure of `days` working days is past due at `now`.
+fn past_due_receipt(now: Timestamp, days: u32, minutes: i64) -> anyhow::Result<Timestamp> {
+    let tz = vn_tz();
+    let mut day = now.to_zoned_datetime(tz.clone()).date();
+    loop {
+        day = day.checked_sub(1.day())?;
+        if matches!(day.weekday(), Weekday::Saturday | Weekday::Sunday) {
+            continue;
+        }
+        let received =
+            day.at(8, 0, 0, 0).to_zoned_datetime(tz.clone())?.timestamp() + SignedDuration::from_mins(minutes);
+        if due_after(received, days) < now {
+            return Ok(received);
+        }
+    }
+}
+
+/// The truth for a case whose first receipt is `first`'s and whose state is `auth`'s, as if it had
+/// no other member (the caller adds them).
+fn expected_of(auth: &Dossier, first: &Dossier, now: Timestamp) -> ExpectedDossier {
+    let supplements: Vec<_> = auth.supplements.iter().map(|s| (Some(s.requested_at), s.received_at)).collect();
+    ExpectedDossier {
+        portal_code: first.code.clone(),
+        member_codes: vec![first.code.clone()],
+        procedure_code: auth.procedure.code.clone(),
+        status: auth.status,
+        received_at: first.received_at,
+        due_at: auth.due_at,
+        ended_at: auth.ended_at(),
+        returned_at: auth.returned_at,
+        duplication: None,
+        members: vec![ExpectedMember {
+            system: auth.source.name().to_owned(),
+            native_id: auth.native_id.clone(),
+            code: auth.code.clone(),
+            status: auth.status,
+            due_at: auth.due_at,
+            authoritative: true,
+        }],
+        late: late_by_rule(auth.due_at, &supplements, is_end(auth.status), auth.ended_at(), now),
+    }
 }
 
 impl Upstream {
@@ -401,6 +453,7 @@ impl Upstream {
             next_id,
             skew: [SignedDuration::ZERO; 6],
             templates: Source::ALL.iter().map(|_| HashMap::new()).collect(),
+            identity_linked: BTreeSet::new(),
         }
     }
 
@@ -688,48 +741,58 @@ impl Upstream {
         Some(case.iter().copied().find(|m| m.0 == preferred && self.dossier(*m).is_some()).unwrap_or(first))
     }
 
-    /// What the portal should hold once the bridge has caught up: one entry per case.
-    pub fn expected(&self) -> BTreeMap<String, ExpectedDossier> {
+    /// How a case came to be in more than one system, read from its members: a code two members
+    /// share is a migration, a member naming another's code a transfer, neither a re-entry.
+    fn duplication(&self, case: &[Member]) -> Option<Duplication> {
+        let members: Vec<&Dossier> = case.iter().filter_map(|&m| self.dossier(m)).collect();
+        if members.len() < 2 {
+            return None;
+        }
+        let pairs = || members.iter().enumerate().flat_map(|(i, a)| members[i + 1..].iter().map(move |b| (*a, *b)));
+        let names = |a: &Dossier, b: &Dossier| a.ref_code.as_deref() == Some(b.code.as_str());
+        Some(if pairs().any(|(a, b)| a.code == b.code) {
+            Duplication::Migrated
+        } else if pairs().any(|(a, b)| names(a, b) || names(b, a)) {
+            Duplication::Transferred
+        } else {
+            Duplication::Reentered
+        })
+    }
+
+    /// What the portal should hold once the bridge has caught up: one entry per case, its lateness
+    /// judged at `now`.
+    pub fn expected(&self, now: Timestamp) -> BTreeMap<String, ExpectedDossier> {
         let mut out = BTreeMap::new();
         for case in &self.cases {
-            let (Some((_, first)), Some(auth)) =
-                (self.earliest(case), self.authoritative(case).and_then(|m| self.dossier(m)))
-            else {
+            let (Some((_, first)), Some(auth)) = (self.earliest(case), self.authoritative(case)) else {
                 continue;
             };
+            let Some(auth_dossier) = self.dossier(auth) else { continue };
             let member_codes: BTreeSet<String> =
                 case.iter().filter_map(|&m| self.dossier(m).map(|d| d.code.clone())).collect();
-            out.insert(
-                first.code.clone(),
-                ExpectedDossier {
-                    portal_code: first.code.clone(),
-                    member_codes: member_codes.into_iter().collect(),
-                    procedure_code: auth.procedure.code.clone(),
-                    status: auth.status,
-                    received_at: first.received_at,
-                    due_at: auth.due_at,
-                    ended_at: auth.ended_at(),
-                    returned_at: auth.returned_at,
-                },
-            );
+            let members = case
+                .iter()
+                .filter_map(|&m| self.dossier(m).map(|d| (m, d)))
+                .map(|(m, d)| ExpectedMember {
+                    system: m.0.name().to_owned(),
+                    native_id: d.native_id.clone(),
+                    code: d.code.clone(),
+                    status: d.status,
+                    due_at: d.due_at,
+                    authoritative: m == auth,
+                })
+                .collect();
+            let mut e = expected_of(auth_dossier, first, now);
+            e.member_codes = member_codes.into_iter().collect();
+            e.duplication = self.duplication(case);
+            e.members = members;
+            out.insert(first.code.clone(), e);
         }
         for source in Source::ALL {
             for r in self.records(source) {
                 if let Record::Bulk(b) = r {
                     let d = self.expand(source, b);
-                    out.insert(
-                        d.code.clone(),
-                        ExpectedDossier {
-                            portal_code: d.code.clone(),
-                            member_codes: vec![d.code.clone()],
-                            procedure_code: d.procedure.code.clone(),
-                            status: d.status,
-                            received_at: d.received_at,
-                            due_at: d.due_at,
-                            ended_at: d.ended_at(),
-                            returned_at: d.returned_at,
-                        },
-                    );
+                    out.insert(d.code.clone(), expected_of(&d, &d, now));
                 }
             }
         }
@@ -846,28 +909,7 @@ impl Upstream {
             let communes: Vec<_> = self.catalogue.communes().cloned().collect();
             pick(&mut self.rng, &communes).clone()
         });
-        let applicant = match proc.applicant {
-            ApplicantKind::Citizen => {
-                let p = pick(&mut self.rng, &self.catalogue.people);
-                Applicant {
-                    kind: ApplicantKind::Citizen,
-                    name: p.fullname.clone(),
-                    id_number: p.identity_number.clone(),
-                    phone: p.phone.clone(),
-                    email: p.email.clone(),
-                }
-            }
-            ApplicantKind::Business => {
-                let b = pick(&mut self.rng, &self.catalogue.businesses);
-                Applicant {
-                    kind: ApplicantKind::Business,
-                    name: b.name.clone(),
-                    id_number: b.tax_code.clone(),
-                    phone: b.phone.clone(),
-                    email: b.email.clone(),
-                }
-            }
-        };
+        let applicant = self.draw_applicant(proc);
         // Nearly everything is filed online in reality (99.86% in Hải Phòng's Q1 2026 report); the
         // simulator files less online so that the in-person and postal mappings get exercised.
         let r = self.rng.f64();
@@ -949,6 +991,41 @@ impl Upstream {
         }
     }
 
+    /// The applicant of a new dossier of `proc`: anyone, but for a procedure only the applicant
+    /// links (see [`Upstream::identity_linked`]) someone who has not filed it yet, while there is
+    /// such a one. Without such procedures the draw is the same as ever, so that the recorded
+    /// history stays reproducible from its seed.
+    fn draw_applicant(&mut self, proc: &Procedure) -> Applicant {
+        let filed =
+            if self.identity_linked.contains(&proc.code) { self.applicants_of(&proc.code) } else { BTreeSet::new() };
+        let cat = &self.catalogue;
+        match proc.applicant {
+            ApplicantKind::Citizen => {
+                let fresh: Vec<_> = cat.people.iter().filter(|p| !filed.contains(&p.identity_number)).collect();
+                let p = if fresh.is_empty() { pick(&mut self.rng, &cat.people) } else { *pick(&mut self.rng, &fresh) };
+                citizen(p)
+            }
+            ApplicantKind::Business => {
+                let fresh: Vec<_> = cat.businesses.iter().filter(|b| !filed.contains(&b.tax_code)).collect();
+                let b =
+                    if fresh.is_empty() { pick(&mut self.rng, &cat.businesses) } else { *pick(&mut self.rng, &fresh) };
+                business(b)
+            }
+        }
+    }
+
+    /// The identity numbers of everyone with a (well-formed) record of `procedure` in any system.
+    fn applicants_of(&self, procedure: &str) -> BTreeSet<String> {
+        self.stores
+            .iter()
+            .flat_map(|s| &s.records)
+            .filter_map(|r| match r {
+                Record::Good(d) if d.procedure.code == procedure => Some(d.applicant.id_number.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn push(&mut self, d: Dossier) -> Member {
         let source = d.source;
         let list = &mut self.stores[source.index()].records;
@@ -981,32 +1058,115 @@ impl Upstream {
         }
         let city_now = self.stamp(Source::City, now);
         let desk_received = city_now - SignedDuration::from_mins(self.rng.i64(30..=180));
-        let mut desk = self.build(Source::City, &proc, desk_received, city_now);
-        let mut transferred = self.build(owner, &proc, owner_now, owner_now);
-        transferred.ref_code = Some(desk.code.clone());
-        transferred.applicant = desk.applicant.clone();
-        transferred.channel = desk.channel;
-        transferred.applied_at = desk.applied_at;
-        if let Some(receipt) = transferred.steps.first_mut() {
-            receipt.content = format!("Tiếp nhận hồ sơ chuyển từ một cửa thành phố (mã {})", desk.code);
+        self.hand_over(&proc, owner, desk_received, city_now, owner_now, true).to_vec()
+    }
+
+    /// A dossier of `proc` received at a city desk at `desk_received` and handed over to `owner`'s
+    /// system at `at`, where it is received at `owner_received`: the desk's copy, which ends with
+    /// the hand-over, and the ministry's, which names the desk's code when `cites_desk_code` (a
+    /// transfer) and otherwise shares only the procedure and the applicant with it (re-entered by
+    /// hand). Both are stored as one case.
+    fn hand_over(
+        &mut self,
+        proc: &Procedure,
+        owner: Source,
+        desk_received: Timestamp,
+        at: Timestamp,
+        owner_received: Timestamp,
+        cites_desk_code: bool,
+    ) -> [Member; 2] {
+        let mut desk = self.build(Source::City, proc, desk_received, at);
+        let mut copy = self.build(owner, proc, owner_received, owner_received);
+        copy.applicant = desk.applicant.clone();
+        copy.channel = desk.channel;
+        copy.applied_at = desk.applied_at;
+        if let Some(receipt) = copy.steps.first_mut() {
+            receipt.content = if cites_desk_code {
+                format!("Tiếp nhận hồ sơ chuyển từ một cửa thành phố (mã {})", desk.code)
+            } else {
+                "Tiếp nhận hồ sơ nhập lại từ hồ sơ giấy của một cửa thành phố".to_owned()
+            };
+        }
+        if cites_desk_code {
+            copy.ref_code = Some(desk.code.clone());
         }
         let clerk = desk.steps.first().map(|s| s.assignee.clone());
         let hand_over = Step {
-            id: Some(self.object_id(city_now)),
+            id: Some(self.object_id(at)),
             assignee: clerk.unwrap_or_else(|| self.official()),
             position: "Công chức Bộ phận Một cửa".to_owned(),
             department: "Bộ phận Một cửa".to_owned(),
             content: format!("Chuyển hồ sơ sang Hệ thống thông tin giải quyết TTHC của {}", owner.owner_title()),
             started_at: Some(desk_received),
-            at: city_now,
+            at,
             due: desk.due_at,
             status: 2,
         };
         desk.steps.push(hand_over);
         let a = self.push(desk);
-        let b = self.push(transferred);
+        let b = self.push(copy);
         self.cases.push(vec![a, b]);
-        vec![a, b]
+        [a, b]
+    }
+
+    /// See [`super::World::reenter`]. The pairs are received 25 minutes apart from 08:00 on the
+    /// latest working day far enough back that the desk copy is past due now, and the ministry's
+    /// copy is taken to an end state within hours of its receipt, well before its own due time.
+    /// Nothing changes when the procedure is refused.
+    pub fn reenter(&mut self, procedure: &str, n: usize, now: Timestamp) -> anyhow::Result<Vec<String>> {
+        let proc = self
+            .catalogue
+            .procedure(procedure)
+            .cloned()
+            .ok_or_else(|| anyhow::anyhow!("procedure {procedure} is not in procedures.json"))?;
+        let owner = self
+            .catalogue
+            .owner(procedure)
+            .ok_or_else(|| anyhow::anyhow!("procedure {procedure} is the city's own: no ministry re-enters it"))?;
+        // Linking by identity would join two cases of one applicant: refuse a world that has them.
+        let mut cases_of: HashMap<&str, usize> = HashMap::new();
+        for (i, case) in self.cases.iter().enumerate() {
+            for d in case.iter().filter_map(|&m| self.dossier(m)).filter(|d| d.procedure.code == procedure) {
+                if let Some(other) = cases_of.insert(&d.applicant.id_number, i).filter(|&other| other != i) {
+                    anyhow::bail!(
+                        "procedure {procedure}: the recorded dossiers already hold one applicant in two cases \
+                         ({} and {}), which linking by identity would join",
+                        self.earliest(&self.cases[other]).map_or("?", |(_, d)| d.code.as_str()),
+                        d.code
+                    );
+                }
+            }
+        }
+        let mut receipts = Vec::with_capacity(n);
+        for i in 0..n {
+            let received = past_due_receipt(now, proc.duration_days, 25 * i64::try_from(i).unwrap_or(0))?;
+            anyhow::ensure!(
+                self.owner_at(procedure, received) == owner,
+                "procedure {procedure}: the {} system had not taken it over on {}, the latest working day a \
+                 dossier received on would be past due now",
+                owner.name(),
+                received.to_zoned_datetime(vn_tz()).date()
+            );
+            receipts.push(received);
+        }
+        self.identity_linked.insert(procedure.to_owned());
+        let mut codes = Vec::with_capacity(n);
+        for desk_received in receipts {
+            let handed_over = desk_received + SignedDuration::from_mins(self.rng.i64(30..=180));
+            let [desk, copy] = self.hand_over(&proc, owner, desk_received, handed_over, handed_over, false);
+            // Two to four steps reach an end state (2 → 4 → 5 → 4 → 9 at most); the bound only guards
+            // against a change rule that would not.
+            let mut at = handed_over;
+            for _ in 0..8 {
+                if self.dossier(copy).is_none_or(|d| is_end(d.status)) {
+                    break;
+                }
+                at += SignedDuration::from_mins(self.rng.i64(20..=60));
+                self.advance(copy, at, true);
+            }
+            codes.extend(self.dossier(desk).map(|d| d.code.clone()));
+        }
+        Ok(codes)
     }
 
     /// A new record that the bridge must quarantine, cycling through the systems and the kinds of
@@ -1313,25 +1473,9 @@ impl Upstream {
         let proc = &cat.procedures[usize::from(b.procedure).min(cat.procedures.len().saturating_sub(1))];
         let agency = &cat.agencies[usize::from(b.agency).min(cat.agencies.len().saturating_sub(1))];
         let applicant = match proc.applicant {
-            ApplicantKind::Citizen => {
-                let p = &cat.people[usize::from(b.applicant) % cat.people.len().max(1)];
-                Applicant {
-                    kind: ApplicantKind::Citizen,
-                    name: p.fullname.clone(),
-                    id_number: p.identity_number.clone(),
-                    phone: p.phone.clone(),
-                    email: p.email.clone(),
-                }
-            }
+            ApplicantKind::Citizen => citizen(&cat.people[usize::from(b.applicant) % cat.people.len().max(1)]),
             ApplicantKind::Business => {
-                let x = &cat.businesses[usize::from(b.applicant) % cat.businesses.len().max(1)];
-                Applicant {
-                    kind: ApplicantKind::Business,
-                    name: x.name.clone(),
-                    id_number: x.tax_code.clone(),
-                    phone: x.phone.clone(),
-                    email: x.email.clone(),
-                }
+                business(&cat.businesses[usize::from(b.applicant) % cat.businesses.len().max(1)])
             }
         };
         let code = self.bulk_code(source, b, &agency.dossier_prefix);
@@ -1424,5 +1568,25 @@ impl Upstream {
 
     pub fn inject_malformed_for_fixtures(&mut self, now: Timestamp) {
         self.inject_malformed(now);
+    }
+}
+
+fn citizen(p: &super::catalogue::Person) -> Applicant {
+    Applicant {
+        kind: ApplicantKind::Citizen,
+        name: p.fullname.clone(),
+        id_number: p.identity_number.clone(),
+        phone: p.phone.clone(),
+        email: p.email.clone(),
+    }
+}
+
+fn business(b: &super::catalogue::Business) -> Applicant {
+    Applicant {
+        kind: ApplicantKind::Business,
+        name: b.name.clone(),
+        id_number: b.tax_code.clone(),
+        phone: b.phone.clone(),
+        email: b.email.clone(),
     }
 }

@@ -53,6 +53,38 @@ impl Harness {
             .expect("write the configuration");
     }
 
+    /// Rewrites the written configuration through `edit`. Call it before the daemon starts (or
+    /// send SIGHUP after).
+    pub fn edit_config(&self, edit: impl FnOnce(&mut toml::Table)) {
+        let text = std::fs::read_to_string(&self.config).expect("read the configuration");
+        let mut doc: toml::Table = toml::from_str(&text).expect("the configuration is TOML");
+        edit(&mut doc);
+        std::fs::write(&self.config, toml::to_string(&doc).expect("the configuration as TOML"))
+            .expect("write the configuration");
+    }
+
+    /// Turns on linking by applicant identity for `procedures` (`[linking]`), with a key in a
+    /// secret file of its own, as an operator would configure it.
+    pub fn enable_identity_linking(&self, procedures: &[&str], window_hours: u64) {
+        let key = self.dir.path().join("secrets/identity-key");
+        std::fs::write(&key, "test-identity-key\n").expect("write the identity key");
+        self.edit_config(|doc| {
+            let mut secret = toml::Table::new();
+            secret.insert("file".into(), key.display().to_string().into());
+            let mut linking = toml::Table::new();
+            let procedures = procedures.iter().map(|p| toml::Value::from(*p)).collect();
+            linking.insert("identity_procedures".into(), toml::Value::Array(procedures));
+            linking.insert("identity_key".into(), secret.into());
+            linking.insert("identity_window_hours".into(), toml::Value::from(window_hours as i64));
+            doc.insert("linking".into(), linking.into());
+        });
+    }
+
+    /// A read-only connection to the daemon's store.
+    pub fn reader(&self) -> rusqlite::Connection {
+        rusqlite_conn(&self.db())
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("data/dvc-bridge.db")
     }
@@ -114,6 +146,19 @@ impl Harness {
                     m.iter().take(15).cloned().collect::<Vec<_>>().join("\n"),
                     tail(&self.daemon_logs(), 60)
                 );
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Wait until the portal matches the sources or `limit` passes; returns what still differs
+    /// (empty: in sync), for a test that reports its own part of a failure rather than all of it.
+    pub async fn settle(&self, limit: Duration) -> Vec<String> {
+        let t0 = Instant::now();
+        loop {
+            let m = self.mismatches();
+            if m.is_empty() || t0.elapsed() > limit {
+                return m;
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }

@@ -83,6 +83,7 @@ async fn expected_truth_follows_the_authority_rule_for_every_ministrys_pairs() {
             let e = &expected[&m.code];
             assert_eq!(e.portal_code, m.code);
             assert_eq!(e.member_codes, std::slice::from_ref(&m.code));
+            assert_eq!(e.duplication, Some(crate::sim::Duplication::Migrated));
             assert_eq!(e.status, c.status);
             assert_eq!(e.ended_at, c.ended_at());
             assert_eq!(m.updated_at, m.steps.last().unwrap().at, "the migrated copy is stale");
@@ -98,6 +99,7 @@ async fn expected_truth_follows_the_authority_rule_for_every_ministrys_pairs() {
             let mut members = vec![city_code.clone(), m.code.clone()];
             members.sort();
             assert_eq!(e.member_codes, members);
+            assert_eq!(e.duplication, Some(crate::sim::Duplication::Transferred));
             assert_eq!(e.status, m.status);
             assert_eq!(e.due_at, m.due_at);
             assert_eq!(e.received_at, c.received_at);
@@ -221,4 +223,61 @@ async fn a_clock_before_the_fixtures_is_refused() {
     o.clock = SimClock::starting_now(t("2026-01-01T00:00:00Z"), 1.0);
     let err = World::start(o).await.unwrap_err().to_string();
     assert!(err.contains("before the fixtures' last recorded change"), "{err}");
+}
+
+#[tokio::test]
+async fn reentered_pairs_share_only_procedure_and_applicant_and_the_ministry_copy_rules() {
+    const PROCEDURE: &str = "1.000894";
+    let w = World::start(opts()).await.unwrap();
+    let codes = w.reenter(PROCEDURE, 3).unwrap();
+    assert_eq!(codes.len(), 3);
+    let now = w.now();
+    let expected = w.expected_portal();
+    let city = good_records(&w, Source::City);
+    let moj = good_records(&w, Source::Moj);
+    for code in &codes {
+        let e = &expected[code];
+        assert_eq!(e.duplication, Some(crate::sim::Duplication::Reentered), "{code}");
+        let [desk, copy] = [false, true].map(|auth| e.members.iter().find(|m| m.authoritative == auth).unwrap());
+        assert_eq!((desk.system.as_str(), copy.system.as_str()), ("city", "moj"), "the ministry's copy rules");
+        let desk = city.iter().find(|d| d.native_id == desk.native_id).unwrap();
+        let copy = moj.iter().find(|d| d.native_id == copy.native_id).unwrap();
+        assert_eq!(e.portal_code, desk.code, "the desk received it first");
+        assert_ne!(desk.code, copy.code);
+        assert_eq!((desk.ref_code.as_deref(), copy.ref_code.as_deref()), (None, None));
+        assert_eq!(desk.applicant, copy.applicant);
+        assert_eq!((desk.procedure.code.as_str(), copy.procedure.code.as_str()), (PROCEDURE, PROCEDURE));
+        // The stale desk copy would show late on its own; the case, judged on the ministry's copy, does not.
+        assert_eq!(desk.status, 2);
+        assert!(desk.due_at < now, "{code}: the desk copy is past due");
+        assert!(super::super::model::is_end(copy.status) && copy.updated_at < now, "{code}: ended before now");
+        assert_eq!(e.status, copy.status);
+        assert!(!e.late, "{code}: ended on time");
+    }
+    // From now on nobody files the procedure twice: every new dossier of it has a new applicant.
+    {
+        let mut up = w.shared.lock_upstream();
+        up.tuning.new_rate = 1.0;
+        for p in &mut up.catalogue.procedures {
+            p.weight = u32::from(p.code == PROCEDURE);
+        }
+    }
+    for _ in 0..10 {
+        w.change_now();
+    }
+    let mut applicants: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    for e in w.expected_portal().values().filter(|e| e.procedure_code == PROCEDURE) {
+        for m in &e.members {
+            let system = Source::from_name(&m.system).unwrap();
+            let d = good_records(&w, system).into_iter().find(|d| d.native_id == m.native_id).unwrap();
+            let case = applicants.entry(d.applicant.id_number).or_insert_with(|| e.portal_code.clone());
+            assert_eq!(*case, e.portal_code, "one applicant in two cases of {PROCEDURE}");
+        }
+    }
+    assert!(applicants.len() >= 3 + 10, "{} applicants", applicants.len());
+    let err = w.reenter("1.001193", 1).unwrap_err().to_string();
+    assert!(err.contains("one applicant in two cases"), "{err}");
+    let err = w.reenter("2.000633", 1).unwrap_err().to_string();
+    assert!(err.contains("the city's own"), "{err}");
+    w.shutdown().await;
 }
