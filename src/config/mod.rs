@@ -210,6 +210,10 @@ pub struct DeliveryConfig {
     pub backoff_secs: u64,
     #[serde(default = "default_max_backoff")]
     pub max_backoff_secs: u64,
+    /// The order dossiers are sent in: "edf" (most urgent first); "fifo" (oldest change first)
+    /// exists as the benchmark's baseline.
+    #[serde(default)]
+    pub order: crate::store::outbox::Order,
 }
 
 fn default_batch() -> usize {
@@ -236,6 +240,7 @@ impl Default for DeliveryConfig {
             idle_poll_ms: default_idle_ms(),
             backoff_secs: default_backoff(),
             max_backoff_secs: default_max_backoff(),
+            order: Default::default(),
         }
     }
 }

@@ -94,8 +94,8 @@ impl Delivery {
     /// One round: a batch of dossiers, else a batch of progress steps. `Ok(true)` when work was done.
     async fn step(&mut self) -> anyhow::Result<bool> {
         let now = self.clock.now();
-        let limit = self.cfg.batch_size;
-        let rows = self.writer.call(move |c| outbox::next_batch(c, now, limit)).await?;
+        let (limit, order) = (self.cfg.batch_size, self.cfg.order);
+        let rows = self.writer.call(move |c| outbox::next_batch(c, now, limit, order)).await?;
         if !rows.is_empty() {
             self.send_rows(rows).await?;
             return Ok(true);

@@ -1141,7 +1141,7 @@ mod tests {
     }
 
     fn send_all(conn: &mut Connection) -> Vec<(String, outbox::Kind, String)> {
-        let rows = outbox::next_batch(conn, now(), 100).unwrap();
+        let rows = outbox::next_batch(conn, now(), 100, outbox::Order::Edf).unwrap();
         let mut sent = Vec::new();
         for row in rows {
             sent.push((row.code.clone(), row.kind, row.payload["TrangThaiHoSo"].as_str().unwrap_or("").to_string()));
@@ -1197,7 +1197,7 @@ mod tests {
         let mut moj = rec("moj", "M-11", "2026-02-03T02:00:00Z", "2026-02-05T02:00:00Z", Status::Processing);
         moj.reference_codes = vec!["C-11".into()];
         ingest_page(&mut conn, &ctx, page("moj", &moj), now()).unwrap();
-        let rows = outbox::next_batch(&conn, now(), 100).unwrap();
+        let rows = outbox::next_batch(&conn, now(), 100, outbox::Order::Edf).unwrap();
         assert_eq!(rows.len(), 1, "only the close: the bridge never writes the ministry's copy");
         assert_eq!((rows[0].code.as_str(), rows[0].kind), ("C-11", outbox::Kind::Close));
         assert_eq!(rows[0].payload["GhiChu"].as_str().map(|n| n.contains("M-11")), Some(true), "{}", rows[0].payload);

@@ -187,29 +187,60 @@ pub fn enqueue_progress(conn: &Connection, code: &str, item: &StepItem, now: Tim
     Ok(())
 }
 
-/// The next rows to send, most urgent first: by deadline (none last), then by age.
-pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Result<Vec<Row>> {
-    // Two reads, each in the order of the index `outbox_ready` (state, deadline, enqueued_at): one
-    // ORDER BY with "no deadline last" made SQLite sort every queued row for each batch.
+/// The order the outbox is sent in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Order {
+    /// Earliest deadline first: dossiers past their due time that the portal does not show ended
+    /// (it shows them late until their end arrives), then by due time, then by age; no due time
+    /// last.
+    #[default]
+    Edf,
+    /// First in, first out: the order changes were made. The delivery benchmark's baseline.
+    Fifo,
+}
+
+/// The next rows to send, in `order`.
+pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize, order: Order) -> anyhow::Result<Vec<Row>> {
+    // Each read follows an index (`outbox_ready`: state, deadline, enqueued_at; the rowid for
+    // FIFO): one ORDER BY with "no deadline last" made SQLite sort every queued row for each batch.
     const COLUMNS: &str = "SELECT o.id, o.dossier_id, o.code, o.kind, o.version, o.content_hash, o.payload, o.attempts,
                 EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code) FROM outbox o";
-    let mut rows = Vec::new();
-    for sql in [
-        format!(
-            "{COLUMNS} WHERE o.state = 'queued' AND o.deadline IS NOT NULL AND o.next_attempt_at <= ?1
-             ORDER BY o.deadline, o.enqueued_at LIMIT ?2"
-        ),
-        format!(
-            "{COLUMNS} WHERE o.state = 'queued' AND o.deadline IS NULL AND o.next_attempt_at <= ?1
-             ORDER BY o.enqueued_at LIMIT ?2"
-        ),
-    ] {
+    let reads = match order {
+        Order::Edf => vec![
+            // Past due and not shown ended: each of these is shown late now, and its update may
+            // end that.
+            format!(
+                "{COLUMNS} WHERE o.state = 'queued' AND o.deadline IS NOT NULL AND o.deadline <= ?1
+                   AND o.next_attempt_at <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code AND p.status IN (3, 7, 8, 9, 10))
+                 ORDER BY o.deadline, o.enqueued_at LIMIT ?2"
+            ),
+            format!(
+                "{COLUMNS} WHERE o.state = 'queued' AND o.deadline IS NOT NULL AND o.next_attempt_at <= ?1
+                 ORDER BY o.deadline, o.enqueued_at LIMIT ?2"
+            ),
+            format!(
+                "{COLUMNS} WHERE o.state = 'queued' AND o.deadline IS NULL AND o.next_attempt_at <= ?1
+                 ORDER BY o.enqueued_at LIMIT ?2"
+            ),
+        ],
+        // Rows are inserted as changes are made (a superseded row is deleted and its successor
+        // inserted), so the rowid is the order of the changes.
+        Order::Fifo => {
+            vec![format!("{COLUMNS} WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 ORDER BY o.id LIMIT ?2")]
+        }
+    };
+    let mut rows: Vec<Row> = Vec::new();
+    for sql in reads {
         let want = limit - rows.len();
         if want == 0 {
             break;
         }
+        // The second EDF read finds again what the first took: ask for that many more.
+        let taken = rows.len();
         let mut stmt = conn.prepare_cached(&sql)?;
-        let found = stmt.query_map(params![ts(now), want as i64], |r| {
+        let found = stmt.query_map(params![ts(now), (want + taken) as i64], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, i64>(1)?,
@@ -224,6 +255,12 @@ pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize) -> anyhow::Re
         })?;
         for row in found {
             let (id, dossier_id, code, kind, version, content_hash, payload, attempts, known) = row?;
+            if rows.len() == limit {
+                break;
+            }
+            if rows[..taken].iter().any(|r| r.id == id) {
+                continue;
+            }
             rows.push(Row {
                 id,
                 dossier_id,
@@ -254,9 +291,24 @@ fn the_next_batch_reads_the_queue_in_index_order() {
         .unwrap();
     }
     let now: Timestamp = "2026-03-09T00:00:00Z".parse().unwrap();
-    let codes: Vec<String> = next_batch(&conn, now, 10).unwrap().into_iter().map(|r| r.code).collect();
+    let codes: Vec<String> = next_batch(&conn, now, 10, Order::Edf).unwrap().into_iter().map(|r| r.code).collect();
     assert_eq!(codes, ["C-2", "C-0", "C-1"], "earliest deadline first, no deadline last");
-    assert_eq!(next_batch(&conn, now, 1).unwrap().len(), 1);
+    assert_eq!(next_batch(&conn, now, 1, Order::Edf).unwrap().len(), 1);
+    let codes: Vec<String> = next_batch(&conn, now, 10, Order::Fifo).unwrap().into_iter().map(|r| r.code).collect();
+    assert_eq!(codes, ["C-0", "C-1", "C-2"], "in the order the changes were queued");
+
+    // Past due: one the portal shows ended already (its verdict is settled) goes after one the
+    // portal shows open, though its due time is earlier.
+    conn.execute(
+        "INSERT INTO portal_state (code, version, content_hash, status, live, payload, acked_at)
+         VALUES ('C-2', 1, 'h', 9, 1, '{}', 'x')",
+        [],
+    )
+    .unwrap();
+    let codes: Vec<String> = next_batch(&conn, now, 10, Order::Edf).unwrap().into_iter().map(|r| r.code).collect();
+    assert_eq!(codes, ["C-0", "C-2", "C-1"], "shown late now first");
+    let codes: Vec<String> = next_batch(&conn, now, 2, Order::Edf).unwrap().into_iter().map(|r| r.code).collect();
+    assert_eq!(codes, ["C-0", "C-2"], "each row once, up to the limit");
     let sql = "EXPLAIN QUERY PLAN SELECT id FROM outbox o WHERE o.state = 'queued' AND o.deadline IS NOT NULL
                AND o.next_attempt_at <= 'z' ORDER BY o.deadline, o.enqueued_at LIMIT 5";
     let plan: Vec<String> =
