@@ -135,6 +135,7 @@ async fn start_workers(
         Delivery::new(client, writer.clone(), clock.clone(), settings.config.delivery.clone(), stats.clone());
     tasks.spawn(delivery.run(stop.clone()));
     tasks.spawn(crate::watch::run(env.settings.clone(), writer.clone(), clock.clone(), stop.clone()));
+    tasks.spawn(crate::retention::run(env.settings.clone(), writer.clone(), clock.clone(), stop.clone()));
     tasks.spawn(crate::resync::run(env, stop.clone()));
     Ok(Workers { stop, tasks })
 }

@@ -13,6 +13,7 @@
 //! - [`daemon`]: wiring the tasks together, signals, systemd notification.
 //! - [`resync`]: carrying out re-sync requests (in the daemon, or `resync --now`).
 //! - [`watch`]: the deadline watch (open dossiers coming due or past due, logged once each).
+//! - [`retention`]: pruning the sync log past its retention, keeping the chain verifiable.
 //! - [`cli`]: one module per command-line verb.
 //! - [`sim`]: the simulated city, ministry and portal (demo and tests only; no production module
 //!   uses it).
@@ -25,6 +26,7 @@ pub mod daemon;
 pub mod net;
 pub mod portal;
 pub mod resync;
+pub mod retention;
 pub mod sim;
 pub mod source;
 pub mod stats;

@@ -51,5 +51,24 @@ async fn every_dossier_of_both_systems_reaches_the_portal_once() {
     let status = tokio::task::spawn_blocking(move || daemon.wait()).await.expect("join").expect("wait");
     assert!(status.success(), "daemon exit {status:?}\n{}", support::tail(&h.daemon_logs(), 30));
     assert_eq!(h.query_i64("SELECT COUNT(*) FROM sync_log WHERE kind = 'daemon.stopped'"), 1);
+
+    // The sync log is evidence: its chain verifies, and an altered or a removed entry is found.
+    let (code, out, err) = h.cli(&["log", "--verify"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("intact"), "{out}");
+    let db = rusqlite::Connection::open(h.db()).expect("open the store");
+    let middle = h.query_i64("SELECT MAX(seq) / 2 FROM sync_log");
+    db.execute("UPDATE sync_log SET message = message || ' (edited)' WHERE seq = ?1", [middle]).unwrap();
+    let (code, out, _) = h.cli(&["log", "--verify"]);
+    assert_eq!(code, 1, "an altered entry: {out}");
+    assert!(out.contains(&format!("entry {middle}")), "{out}");
+    db.execute("UPDATE sync_log SET message = replace(message, ' (edited)', '') WHERE seq = ?1", [middle]).unwrap();
+    assert_eq!(h.cli(&["log", "--verify"]).0, 0, "restored");
+    db.execute("DELETE FROM sync_log WHERE seq = ?1", [middle]).unwrap();
+    let (code, out, _) = h.cli(&["log", "--verify"]);
+    assert_eq!(code, 1, "a removed entry: {out}");
+    // A time range: nothing before the clock's start.
+    let (code, out, _) = h.cli(&["log", "--until", "2000-01-01", "--json"]);
+    assert_eq!((code, out.trim()), (0, ""));
     h.world.shutdown().await;
 }

@@ -99,6 +99,10 @@ fn default_identity_window_hours() -> u64 {
 pub struct StoreConfig {
     /// Folder holding the database (`dvc-bridge.db`) and the writer lease.
     pub data_dir: PathBuf,
+    /// Sync-log entries older than this many days are pruned (the chain stays verifiable from
+    /// the last one pruned); 0 keeps them all.
+    #[serde(default)]
+    pub sync_log_retention_days: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_link_splits.sql"),
     include_str!("migrations/0008_due_checks.sql"),
     include_str!("migrations/0009_attestations.sql"),
+    include_str!("migrations/0010_sync_log_anchor.sql"),
 ];
 
 /// The schema version this binary writes.

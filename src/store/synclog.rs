@@ -168,6 +168,8 @@ pub struct Filter {
     pub kind: Option<String>,
     pub level: Option<String>,
     pub after_seq: Option<i64>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
 }
 
 /// The newest `limit` entries matching `f`, oldest first.
@@ -177,34 +179,59 @@ pub fn query(conn: &Connection, f: &Filter, limit: usize) -> rusqlite::Result<Ve
             "SELECT seq, at, level, kind, source, dossier, actor, message, details FROM sync_log
              WHERE (?1 IS NULL OR dossier = ?1) AND (?2 IS NULL OR source = ?2)
                AND (?3 IS NULL OR kind = ?3 OR kind LIKE ?3 || '.%') AND (?4 IS NULL OR level = ?4)
-               AND (?5 IS NULL OR seq > ?5)
+               AND (?5 IS NULL OR seq > ?5) AND (?7 IS NULL OR at >= ?7) AND (?8 IS NULL OR at < ?8)
              ORDER BY seq DESC LIMIT ?6",
         )?
-        .query_map(params![f.dossier, f.source, f.kind, f.level, f.after_seq, limit as i64], |r| {
-            let details: Option<String> = r.get(8)?;
-            Ok(LogRow {
-                seq: r.get(0)?,
-                at: r.get(1)?,
-                level: r.get(2)?,
-                kind: r.get(3)?,
-                source: r.get(4)?,
-                dossier: r.get(5)?,
-                actor: r.get(6)?,
-                message: r.get(7)?,
-                details: details.and_then(|d| serde_json::from_str(&d).ok()),
-            })
-        })?
+        .query_map(
+            params![f.dossier, f.source, f.kind, f.level, f.after_seq, limit as i64, f.since.map(ts), f.until.map(ts)],
+            |r| {
+                let details: Option<String> = r.get(8)?;
+                Ok(LogRow {
+                    seq: r.get(0)?,
+                    at: r.get(1)?,
+                    level: r.get(2)?,
+                    kind: r.get(3)?,
+                    source: r.get(4)?,
+                    dossier: r.get(5)?,
+                    actor: r.get(6)?,
+                    message: r.get(7)?,
+                    details: details.and_then(|d| serde_json::from_str(&d).ok()),
+                })
+            },
+        )?
         .collect::<Result<_, _>>()?;
     rows.reverse();
     Ok(rows)
 }
 
-/// Walk the whole chain. `Ok(n)` with the number of entries, or the first broken link.
+/// The last pruning's anchor, for `log --verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AnchorInfo {
+    pub seq: i64,
+    pub at: String,
+    pub pruned: i64,
+}
+
+pub fn anchor_info(conn: &Connection) -> rusqlite::Result<Option<AnchorInfo>> {
+    conn.prepare_cached("SELECT seq, at, pruned FROM sync_log_anchor WHERE id = 1")?
+        .query_row([], |r| Ok(AnchorInfo { seq: r.get(0)?, at: r.get(1)?, pruned: r.get(2)? }))
+        .optional()
+}
+
+/// Where the chain starts: the last pruned entry's hash (see [`prune`]), or the genesis hash.
+fn anchor(conn: &Connection) -> rusqlite::Result<Option<(i64, String)>> {
+    conn.prepare_cached("SELECT seq, hash FROM sync_log_anchor WHERE id = 1")?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+}
+
+/// Walk the whole chain from its anchor. `Ok(n)` with the number of entries, or the first broken
+/// link.
 pub fn verify(conn: &Connection) -> rusqlite::Result<Result<u64, String>> {
     let mut stmt = conn.prepare_cached("SELECT seq, at, level, kind, source, dossier, actor, message, details, prev_hash, hash FROM sync_log ORDER BY seq",
     )?;
     let mut rows = stmt.query([])?;
-    let mut prev = GENESIS.to_string();
+    let mut prev = anchor(conn)?.map_or_else(|| GENESIS.to_string(), |(_, h)| h);
     let mut n = 0u64;
     while let Some(r) = rows.next()? {
         let seq: i64 = r.get(0)?;
@@ -223,6 +250,64 @@ pub fn verify(conn: &Connection) -> rusqlite::Result<Result<u64, String>> {
         n += 1;
     }
     Ok(Ok(n))
+}
+
+/// What one pruning did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Pruned {
+    pub entries: u64,
+    /// The new anchor: the last entry pruned.
+    pub anchor_seq: i64,
+}
+
+/// Delete the entries older than `before`, oldest first, at most `limit` of them, and move the
+/// anchor to the last one deleted, so that [`verify`] still checks every entry left: the first of
+/// them must name the anchor's hash. The newest entry is never pruned (the chain's head). The
+/// pruning itself is logged. One transaction.
+pub fn prune(
+    conn: &mut Connection,
+    before: Timestamp,
+    limit: usize,
+    now: Timestamp,
+) -> rusqlite::Result<Option<Pruned>> {
+    let tx = conn.transaction()?;
+    let before = super::ts(before);
+    // The oldest entries, in chain order, while they are older than `before`: a prefix of the
+    // chain (an entry's time is the clock's when it was written, which may run a little out of
+    // order between tasks; the prefix stops at the first entry that is not old enough).
+    let head: i64 = tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM sync_log", [], |r| r.get(0))?;
+    let mut last: Option<(i64, String, String)> = None;
+    {
+        let mut stmt = tx.prepare_cached("SELECT seq, hash, at FROM sync_log ORDER BY seq LIMIT ?1")?;
+        let mut rows = stmt.query([limit as i64])?;
+        while let Some(r) = rows.next()? {
+            let (seq, hash, at): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if at >= before || seq >= head {
+                break;
+            }
+            last = Some((seq, hash, at));
+        }
+    }
+    let Some((seq, hash, at)) = last else { return Ok(None) };
+    let entries = tx.prepare_cached("DELETE FROM sync_log WHERE seq <= ?1")?.execute([seq])? as u64;
+    tx.prepare_cached(
+        "INSERT INTO sync_log_anchor (id, seq, hash, at, pruned, pruned_at) VALUES (1, ?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, at = excluded.at,
+             pruned = pruned + excluded.pruned, pruned_at = excluded.pruned_at",
+    )?
+    .execute(params![seq, hash, at, entries as i64, super::ts(now)])?;
+    Chain::default().append(
+        &tx,
+        now,
+        &Entry::new(
+            Level::Info,
+            "log.pruned",
+            format!("{entries} sync-log entries older than the retention pruned, up to entry {seq}; the chain now starts there"),
+        )
+        .details(serde_json::json!({"entries": entries, "anchor_seq": seq, "anchor_hash": hash, "anchor_at": at})),
+    )?;
+    tx.commit()?;
+    Ok(Some(Pruned { entries, anchor_seq: seq }))
 }
 
 #[cfg(test)]
@@ -246,5 +331,35 @@ mod tests {
         assert_eq!(verify(&conn).unwrap(), Ok(5));
         conn.execute("DELETE FROM sync_log WHERE seq = 2", []).unwrap();
         assert!(verify(&conn).unwrap().unwrap_err().contains("entry 3"));
+    }
+
+    #[test]
+    fn pruning_keeps_the_rest_of_the_chain_verifiable_from_its_anchor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conn = super::super::open_writer(&dir.path().join("t.db")).unwrap();
+        let day =
+            |d: i8| -> Timestamp { jiff::civil::date(2026, 3, d).at(1, 0, 0, 0).in_tz("UTC").unwrap().timestamp() };
+        for d in 1..=10 {
+            append(&conn, day(d), &Entry::new(Level::Info, "record.new", format!("day {d}"))).unwrap();
+        }
+        let now = day(20);
+        // At most 2 at a time, oldest first.
+        assert_eq!(prune(&mut conn, day(6), 2, now).unwrap(), Some(Pruned { entries: 2, anchor_seq: 2 }));
+        assert_eq!(verify(&conn).unwrap(), Ok(9), "8 left and the pruning's own entry");
+        assert_eq!(prune(&mut conn, day(6), 100, now).unwrap(), Some(Pruned { entries: 3, anchor_seq: 5 }));
+        assert_eq!(verify(&conn).unwrap(), Ok(7));
+        assert_eq!(prune(&mut conn, day(6), 100, now).unwrap(), None, "nothing older left");
+        let pruned: i64 = conn.query_row("SELECT pruned FROM sync_log_anchor", [], |r| r.get(0)).unwrap();
+        assert_eq!(pruned, 5);
+        // Removing the first entry left is still detected.
+        conn.execute("DELETE FROM sync_log WHERE seq = 6", []).unwrap();
+        assert!(verify(&conn).unwrap().unwrap_err().contains("entry 7"));
+        // Everything is older than the retention: the head stays, the chain has one link at least.
+        let mut conn2 = super::super::open_writer(&dir.path().join("u.db")).unwrap();
+        for d in 1..=3 {
+            append(&conn2, day(d), &Entry::new(Level::Info, "record.new", format!("day {d}"))).unwrap();
+        }
+        assert_eq!(prune(&mut conn2, day(30), 100, now).unwrap().map(|p| p.entries), Some(2));
+        assert_eq!(verify(&conn2).unwrap(), Ok(2));
     }
 }
