@@ -13,6 +13,7 @@
 //! - `resync`: the scope of a re-sync request.
 //! - `payload`: the portal's objects built from the canonical state.
 //! - `privacy`: masking personal data for logs.
+//! - `verify`: the portal's copy of a dossier against the canonical state (what differs).
 
 pub mod calendar;
 pub mod cutover;
@@ -29,3 +30,4 @@ pub mod record;
 pub mod resync;
 pub mod status;
 pub mod timefmt;
+pub mod verify;
