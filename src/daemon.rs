@@ -1,5 +1,6 @@
-//! The daemon: a runner per source, one delivery task, the re-sync task, the deadline watch, the
-//! store's writer thread, systemd notification, reload on SIGHUP, and a clean stop.
+//! The daemon: a runner per source, one delivery task, the verify sweep, the re-sync task, the
+//! deadline watch, the store's writer thread, systemd notification, reload on SIGHUP, and a clean
+//! stop.
 //!
 //! Stop order on SIGTERM: the stop token fires; pollers stop between pages and delivery between
 //! sends (a page's transaction or an acknowledgement already handed to the writer is finished);
@@ -131,6 +132,14 @@ async fn start_workers(
         tasks.spawn(runner.run(stop.clone()));
     }
     let client = PortalClient::new(settings.config.portal.clone())?;
+    tasks.spawn(crate::portal::verify::run(
+        env.settings.clone(),
+        client.sibling(),
+        writer.clone(),
+        clock.clone(),
+        ctx.clone(),
+        stop.clone(),
+    ));
     let delivery =
         Delivery::new(client, writer.clone(), clock.clone(), settings.config.delivery.clone(), stats.clone());
     tasks.spawn(delivery.run(stop.clone()));

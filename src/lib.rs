@@ -9,7 +9,7 @@
 //! - [`store`]: SQLite — migrations, source records, dossiers, outbox, sync log, the writer lease.
 //! - [`source`]: polling one upstream system: auth, pagination, cursor, retries.
 //! - [`net`]: HTTP plumbing shared by sources and portal: error classes, retries, rate limits.
-//! - [`portal`]: the DVCQG client and delivery from the outbox.
+//! - [`portal`]: the DVCQG client, delivery from the outbox, the verify sweep (read back, repair).
 //! - [`daemon`]: wiring the tasks together, signals, systemd notification.
 //! - [`resync`]: carrying out re-sync requests (in the daemon, or `resync --now`).
 //! - [`watch`]: the deadline watch (open dossiers coming due or past due, logged once each).

@@ -59,6 +59,20 @@ fn the_reference_configuration_is_valid_with_its_credentials() {
 }
 
 #[test]
+fn the_verify_settings_are_checked_with_the_key_and_the_reason() {
+    let creds = credentials();
+    let check = |env: &[(&str, &str)]| check_reference(env, Some(creds.path()));
+    // The portal allows 10 calls a second: the sweep may take 5 of them, delivery keeps the rest.
+    let (code, out) = check(&[("DVC_BRIDGE__VERIFY__RATE_PER_SEC", "6")]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("verify.rate_per_sec") && out.contains("half of portal.rate_limit_per_sec"), "{out}");
+    let (code, out) =
+        check(&[("DVC_BRIDGE__VERIFY__FULL_CYCLE_HOURS", "0"), ("DVC_BRIDGE__VERIFY__RECENT_INTERVAL_SECS", "0")]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("verify.full_cycle_hours") && out.contains("verify.recent_interval_secs"), "{out}");
+}
+
+#[test]
 fn a_missing_credential_names_the_key_and_where_it_was_looked_for() {
     let (code, out) = check_reference(&[], None);
     assert_eq!(code, 2, "{out}");

@@ -38,7 +38,58 @@ pub struct Config {
     pub linking: LinkingConfig,
     #[serde(default)]
     pub deadlines: DeadlinesConfig,
+    #[serde(default)]
+    pub verify: VerifyConfig,
     pub sources: Vec<SourceConfig>,
+}
+
+/// The verify sweep: dossiers read back from the portal (`TraCuuHoSo`) and compared with the
+/// canonical state; what differs is logged, and repaired where the bridge writes the source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyConfig {
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+    /// How often (seconds of the [clock]) the dossiers changed since they were last verified are
+    /// read back; each round also takes its share of the full cycle.
+    #[serde(default = "default_recent_interval_secs")]
+    pub recent_interval_secs: u64,
+    /// Every dossier is read back once per cycle (hours of the [clock]), spread evenly over it.
+    #[serde(default = "default_full_cycle_hours")]
+    pub full_cycle_hours: f64,
+    /// A source in portal_mode "verify" syncs itself: its change is read back only once it is this
+    /// old (seconds of the [clock]), so that the source had its chance.
+    #[serde(default = "default_source_grace_secs")]
+    pub source_grace_secs: u64,
+    /// Look-ups per second at most (real seconds), taken from the portal's own rate limit: at most
+    /// half of `portal.rate_limit_per_sec`, so delivery always keeps the larger share.
+    #[serde(default = "default_verify_rate")]
+    pub rate_per_sec: f64,
+}
+
+fn default_recent_interval_secs() -> u64 {
+    300
+}
+fn default_full_cycle_hours() -> f64 {
+    24.0
+}
+fn default_source_grace_secs() -> u64 {
+    600
+}
+fn default_verify_rate() -> f64 {
+    2.0
+}
+
+impl Default for VerifyConfig {
+    fn default() -> Self {
+        VerifyConfig {
+            enabled: default_enabled(),
+            recent_interval_secs: default_recent_interval_secs(),
+            full_cycle_hours: default_full_cycle_hours(),
+            source_grace_secs: default_source_grace_secs(),
+            rate_per_sec: default_verify_rate(),
+        }
+    }
 }
 
 /// The bridge's own due-time reckoning and the watch over open dossiers.
@@ -590,6 +641,26 @@ pub fn load(file: &Path, resolve_secrets: bool) -> Result<Settings, ConfigErrors
             }
         }
         (None, true) => {}
+    }
+    let v = &config.verify;
+    if v.recent_interval_secs == 0 {
+        issues.push(issue("verify.recent_interval_secs".into(), "must be at least 1".into()));
+    }
+    if !(v.full_cycle_hours.is_finite() && v.full_cycle_hours > 0.0) {
+        issues.push(issue(
+            "verify.full_cycle_hours".into(),
+            format!("{} must be a number of hours above 0", v.full_cycle_hours),
+        ));
+    }
+    let half = f64::from(config.portal.rate_limit_per_sec.max(1)) / 2.0;
+    if !(v.rate_per_sec.is_finite() && v.rate_per_sec > 0.0 && v.rate_per_sec <= half) {
+        issues.push(issue(
+            "verify.rate_per_sec".into(),
+            format!(
+                "{} is out of range (above 0, at most half of portal.rate_limit_per_sec = {half}: delivery keeps the rest)",
+                v.rate_per_sec
+            ),
+        ));
     }
     if config.deadlines.watch_interval_secs == 0 {
         issues.push(issue("deadlines.watch_interval_secs".into(), "must be at least 1".into()));

@@ -14,6 +14,7 @@
 //! - `resync`: the scope of a re-sync request.
 //! - `payload`: the portal's objects built from the canonical state.
 //! - `privacy`: masking personal data for logs.
+//! - `verify`: the portal's copy of a dossier against the canonical state (what differs).
 
 pub mod attest;
 pub mod calendar;
@@ -31,3 +32,4 @@ pub mod record;
 pub mod resync;
 pub mod status;
 pub mod timefmt;
+pub mod verify;

@@ -36,8 +36,11 @@ pub struct PortalClient {
     cfg: PortalConfig,
     password: String,
     client: reqwest::Client,
+    /// The portal's rate limit, shared by every client of one daemon (see [`PortalClient::sibling`]).
     limiter: Arc<governor::DefaultDirectRateLimiter>,
-    session: Option<String>,
+    /// The session, shared the same way: a portal that keeps one session per user would otherwise
+    /// have two clients log each other out in turn.
+    session: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 fn code_of(v: &Value) -> String {
@@ -82,6 +85,31 @@ pub fn item_outcome(code: &str, message: &str) -> ItemOutcome {
     }
 }
 
+/// Read a `TraCuuHoSo` answer: `result` holds the copy (an object, or a list of them; the one
+/// whose `MaHoSo` is the code asked for, else the first); an empty one, or a refusal saying the
+/// dossier does not exist, means the portal does not know it. Any other refusal is an error.
+pub fn lookup_answer(
+    error_code: &str,
+    message: &str,
+    result: &Value,
+    code: &str,
+) -> Result<Option<Map<String, Value>>, String> {
+    if !is_ok_code(error_code) {
+        let m = message.to_lowercase();
+        if m.contains("không tồn tại") || m.contains("không tìm thấy") {
+            return Ok(None);
+        }
+        return Err(format!("TraCuuHoSo {code}: error_code {error_code}: {message}"));
+    }
+    let copies: Vec<&Map<String, Value>> = match result {
+        Value::Array(items) => items.iter().filter_map(Value::as_object).collect(),
+        Value::Object(o) => vec![o],
+        _ => Vec::new(),
+    };
+    let chosen = copies.iter().find(|o| o.get("MaHoSo").map(code_of).as_deref() == Some(code)).or(copies.first());
+    Ok(chosen.map(|o| (*o).clone()))
+}
+
 impl PortalClient {
     pub fn new(cfg: PortalConfig) -> anyhow::Result<PortalClient> {
         let password = cfg.password.resolve().map_err(|e| anyhow::anyhow!("portal.password: {e}"))?;
@@ -90,8 +118,28 @@ impl PortalClient {
             limiter: net::limiter(cfg.rate_limit_per_sec),
             cfg,
             password,
-            session: None,
+            session: Arc::default(),
         })
+    }
+
+    /// Another client of the same portal sharing this one's rate limit and session (the verify
+    /// sweep beside delivery): together they stay within `portal.rate_limit_per_sec`.
+    pub fn sibling(&self) -> PortalClient {
+        PortalClient {
+            cfg: self.cfg.clone(),
+            password: self.password.clone(),
+            client: self.client.clone(),
+            limiter: self.limiter.clone(),
+            session: self.session.clone(),
+        }
+    }
+
+    fn session(&self) -> Option<String> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_session(&self, session: Option<String>) {
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = session;
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
@@ -120,7 +168,7 @@ impl PortalClient {
         let code = code_of(&v["error_code"]);
         match v["session"].as_str() {
             Some(s) if is_ok_code(&code) => {
-                self.session = Some(s.to_string());
+                self.set_session(Some(s.to_string()));
                 Ok(s.to_string())
             }
             _ => Err(CallError::Config(format!(
@@ -135,8 +183,8 @@ impl PortalClient {
     /// answer: per-item outcomes are the caller's to read.
     pub async fn call(&mut self, service: &str, params: Map<String, Value>) -> Result<Value, CallError> {
         for attempt in 0..2 {
-            let session = match &self.session {
-                Some(s) => s.clone(),
+            let session = match self.session() {
+                Some(s) => s,
                 None => self.login().await?,
             };
             let mut body = Map::new();
@@ -146,7 +194,7 @@ impl PortalClient {
             body.extend(params.clone());
             let v = match self.post(&self.cfg.integration_path, &Value::Object(body)).await {
                 Err(Failure::Unauthorized(_)) if attempt == 0 => {
-                    self.session = None;
+                    self.set_session(None);
                     continue;
                 }
                 other => other?,
@@ -157,7 +205,7 @@ impl PortalClient {
                 return Ok(v);
             }
             if is_session_error(&code, &message) {
-                self.session = None;
+                self.set_session(None);
                 if attempt == 0 {
                     continue;
                 }
@@ -211,6 +259,17 @@ impl PortalClient {
             .collect())
     }
 
+    /// `TraCuuHoSo`: the portal's copy of a dossier, `None` when the portal does not know the code
+    /// (an empty `result`, or a refusal saying it does not exist).
+    pub async fn lookup(&mut self, code: &str) -> Result<Option<Map<String, Value>>, CallError> {
+        let mut params = Map::new();
+        params.insert("mahoso".into(), Value::String(code.to_string()));
+        let v = self.call("TraCuuHoSo", params).await?;
+        let ec = code_of(&v["error_code"]);
+        let message = v["message"].as_str().unwrap_or("");
+        lookup_answer(&ec, message, &v["result"], code).map_err(|m| Failure::Permanent(m).into())
+    }
+
     /// `CapNhatTienDoHoSoMC` for at most 10 steps.
     pub async fn send_progress(&mut self, items: &[Value]) -> Result<ItemOutcome, CallError> {
         let mut params = Map::new();
@@ -232,6 +291,19 @@ mod tests {
         assert!(
             matches!(item_outcome("-2", "Thiếu trường bắt buộc: NgayHenTra"), ItemOutcome::Rejected(m) if m.contains("NgayHenTra"))
         );
+    }
+
+    #[test]
+    fn a_lookup_answer_is_a_copy_nothing_or_an_error() {
+        let copy = serde_json::json!({"MaHoSo": "A-1", "TrangThaiHoSo": "9"});
+        let found = lookup_answer("0", "Thành công", &serde_json::json!([copy]), "A-1").unwrap();
+        assert_eq!(found.unwrap()["TrangThaiHoSo"], "9");
+        let found = lookup_answer("0", "", &copy, "A-1").unwrap();
+        assert!(found.is_some(), "a single object is accepted too");
+        assert_eq!(lookup_answer("0", "Thành công", &serde_json::json!([]), "A-1").unwrap(), None);
+        assert_eq!(lookup_answer("0", "", &Value::Null, "A-1").unwrap(), None);
+        assert_eq!(lookup_answer("-4", "Hồ sơ A-1 không tồn tại", &Value::Null, "A-1").unwrap(), None);
+        assert!(lookup_answer("-2", "Thiếu tham số mahoso", &Value::Null, "A-1").is_err());
     }
 
     #[test]

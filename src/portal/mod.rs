@@ -1,4 +1,6 @@
-//! The portal side: the DVCQG client and delivery from the outbox.
+//! The portal side: the DVCQG client, delivery from the outbox, and the verify sweep that reads
+//! dossiers back.
 
 pub mod client;
 pub mod delivery;
+pub mod verify;

@@ -15,6 +15,8 @@
 //! - `faults`: misbehaviour on demand (errors, throttling, hangs, broken bodies, unstable pages,
 //!   clock skew, changes that leave the updated time alone).
 //! - `portal`: the portal contract of `spec/dvcqg-portal.md` and the `/_sim/*` introspection.
+//! - `self_sync`: systems that write their own dossiers to the portal (a source the bridge only
+//!   verifies), with some left out or written stale on demand.
 
 mod catalogue;
 mod city;
@@ -26,6 +28,7 @@ mod mof;
 mod moj;
 mod mps;
 mod portal;
+mod self_sync;
 mod world;
 
 #[cfg(test)]
@@ -53,6 +56,7 @@ use crate::clock::{Clock, SimClock};
 
 pub use faults::Faults;
 pub use portal::{AUTH_PATH, INTEGRATION_PATH};
+pub use self_sync::{SelfSync, SelfSynced};
 
 use model::Source;
 
@@ -102,6 +106,9 @@ pub struct SimOptions {
     pub portal_session_ttl: Duration,
     /// Misbehaviour of each upstream system from the start, by system name (default: none).
     pub faults: BTreeMap<String, Faults>,
+    /// Upstream systems that write their own dossiers to the portal, by system name, and how they
+    /// fail at it (default: none; the bridge writes everything). See `self_sync`.
+    pub self_sync: BTreeMap<String, SelfSync>,
 }
 
 impl SimOptions {
@@ -142,7 +149,18 @@ impl SimOptions {
             portal_madonvi: "000.00.00.H26".to_owned(),
             portal_session_ttl: Duration::from_secs(600),
             faults: BTreeMap::new(),
+            self_sync: BTreeMap::new(),
         }
+    }
+
+    /// The self-syncing systems, checked: unknown names are configuration mistakes.
+    fn self_syncing(&self) -> anyhow::Result<BTreeMap<Source, SelfSync>> {
+        let mut out = BTreeMap::new();
+        for (name, knob) in &self.self_sync {
+            let s = source(name).map_err(|e| anyhow::anyhow!("SimOptions.self_sync: {e}"))?;
+            out.insert(s, knob.clone());
+        }
+        Ok(out)
     }
 
     /// Every ministry's cutover, checked: unknown names are configuration mistakes.
@@ -282,6 +300,10 @@ pub struct PortalCopy {
     pub progress: Vec<serde_json::Value>,
     /// Sim time the portal first received this copy in an end state (3, 7, 8, 9, 10).
     pub first_seen_ended_at: Option<Timestamp>,
+    /// Of `creates` and `updates`, the writes the upstream system holding the dossier made itself
+    /// (`SimOptions::self_sync`): the bridge made the others.
+    #[serde(default)]
+    pub source_writes: u32,
     /// The portal's lateness verdict at the time of the snapshot.
     pub late: bool,
     /// False for a closed duplicate (status 8 with `GhiChu` naming another code): "no dossier
@@ -352,6 +374,8 @@ pub(crate) struct Shared {
     stop: watch::Receiver<bool>,
     /// The upstream systems as clients see them, known once every server is bound.
     systems: OnceLock<Vec<SystemInfo>>,
+    /// The systems that write their own dossiers to the portal (`SimOptions::self_sync`, checked).
+    self_syncing: BTreeMap<Source, SelfSync>,
 }
 
 /// A poisoned lock only means a handler panicked mid-request; the simulator's state is still the
@@ -406,7 +430,22 @@ impl Shared {
         let quiet: usize = silent.into_iter().map(|s| up.silent_change(s, 1, now, false).len()).sum();
         drop(up);
         self.lock_faults().count_n("silent_change", quiet as u64);
+        self.self_sync();
         made + quiet as u32
+    }
+
+    /// The self-syncing systems write what changed to the portal (see `self_sync`). The two locks
+    /// are taken one after the other, never nested.
+    fn self_sync(&self) {
+        if self.self_syncing.is_empty() {
+            return;
+        }
+        let now = model::whole_second(self.now());
+        let writes = self_sync::writes(&self.lock_upstream(), &self.self_syncing, self.opts.seed);
+        let mut portal = self.lock_portal();
+        for (code, obj) in writes {
+            portal.write_from_source(&code, obj, now);
+        }
     }
 
     /// Changes up to `n` of `source`'s records without moving their updated time, the ones updated
@@ -415,6 +454,7 @@ impl Shared {
         let now = model::whole_second(self.now());
         let changed = self.lock_upstream().silent_change(source, n, now, true);
         self.lock_faults().count_n("silent_change", changed.len() as u64);
+        self.self_sync();
         changed
     }
 
@@ -422,7 +462,9 @@ impl Shared {
     /// It happens even while paused, because it was asked for.
     fn change_round(&self, only: Option<Source>) -> u32 {
         let now = model::whole_second(self.now());
-        self.lock_upstream().round(now, self.opts.changes_per_tick.max(1), None, only)
+        let made = self.lock_upstream().round(now, self.opts.changes_per_tick.max(1), None, only);
+        self.self_sync();
+        made
     }
 
     fn set_faults(&self, source: Source, faults: Faults) {
@@ -549,6 +591,7 @@ impl World {
             let s = source(name).map_err(|e| anyhow::anyhow!("SimOptions.faults: {e}"))?;
             initial_faults.push((s, f.clone()));
         }
+        let self_syncing = opts.self_syncing()?;
         let (stop, stopped) = watch::channel(false);
         let shared = Arc::new(Shared {
             faults: Mutex::new(faults::FaultBook::new(opts.seed)),
@@ -559,10 +602,13 @@ impl World {
             portal_down: AtomicBool::new(false),
             stop: stopped,
             systems: OnceLock::new(),
+            self_syncing,
         });
         for (s, f) in initial_faults {
             shared.set_faults(s, f);
         }
+        // The self-syncing systems' dossiers are on the portal before anything else happens.
+        shared.self_sync();
         let mut tasks = Vec::new();
         let mut urls = BTreeMap::new();
         let mut portal_url = String::new();
@@ -667,6 +713,28 @@ impl World {
     pub fn reenter(&self, procedure: &str, n: usize) -> anyhow::Result<Vec<String>> {
         let now = model::whole_second(self.shared.now());
         self.shared.lock_upstream().reenter(procedure, n, now)
+    }
+
+    /// What each self-syncing system (`SimOptions::self_sync`) does with each of its dossiers now,
+    /// by the case's portal code.
+    pub fn self_synced(&self) -> BTreeMap<String, SelfSynced> {
+        self_sync::fates(&self.shared.lock_upstream(), &self.shared.self_syncing, self.shared.opts.seed)
+    }
+
+    /// Changes the portal's copy of a dossier behind everyone's back (an operator's hand edit, a
+    /// portal-side fault); `None` when the portal does not hold the code.
+    pub fn tamper_portal<R>(
+        &self,
+        code: &str,
+        f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> R,
+    ) -> Option<R> {
+        self.shared.lock_portal().copies.get_mut(code).map(|c| f(&mut c.dossier))
+    }
+
+    /// Removes a dossier from the portal behind everyone's back (a portal-side loss); whether it
+    /// was there.
+    pub fn remove_from_portal(&self, code: &str) -> bool {
+        self.shared.lock_portal().copies.remove(code).is_some()
     }
 
     /// While down, the portal answers HTTP 503 with `Retry-After: 1` to every call.

@@ -68,6 +68,9 @@ pub struct StoredCopy {
     pub updates: u32,
     pub progress: Vec<Value>,
     pub first_seen_ended_at: Option<Timestamp>,
+    /// Of `creates` and `updates`, the writes an upstream system made syncing its own dossiers
+    /// (`self_sync`), not through the API the bridge calls.
+    pub source_writes: u32,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +84,38 @@ pub struct PortalState {
 }
 
 impl PortalState {
+    /// An upstream system writes its own copy of a dossier (`self_sync`): a create or an update as
+    /// the portal sees any writer, counted apart in `source_writes`. Nothing is written when the
+    /// copy is already exactly this. Returns whether it wrote.
+    pub fn write_from_source(&mut self, code: &str, obj: Map<String, Value>, now: Timestamp) -> bool {
+        let ended = status_of(&obj).is_some_and(is_end);
+        match self.copies.get_mut(code) {
+            Some(copy) if copy.dossier == obj => return false,
+            Some(copy) => {
+                copy.dossier = obj;
+                copy.updates += 1;
+                copy.source_writes += 1;
+                if ended && copy.first_seen_ended_at.is_none() {
+                    copy.first_seen_ended_at = Some(now);
+                }
+            }
+            None => {
+                self.copies.insert(
+                    code.to_owned(),
+                    StoredCopy {
+                        dossier: obj,
+                        creates: 1,
+                        updates: 0,
+                        progress: Vec::new(),
+                        first_seen_ended_at: ended.then_some(now),
+                        source_writes: 1,
+                    },
+                );
+            }
+        }
+        true
+    }
+
     pub fn snapshot(&self, now: Timestamp) -> BTreeMap<String, PortalCopy> {
         self.copies
             .iter()
@@ -93,6 +128,7 @@ impl PortalState {
                         updates: c.updates,
                         progress: c.progress.clone(),
                         first_seen_ended_at: c.first_seen_ended_at,
+                        source_writes: c.source_writes,
                         late: judge(c, now),
                         live: !is_closed_duplicate(&c.dossier),
                     },
@@ -122,7 +158,6 @@ pub fn parse_time(s: &str) -> Option<Timestamp> {
     DateTime::strptime("%Y%m%d%H%M%S", s).and_then(|dt| dt.to_zoned_datetime(vn_tz())).map(|z| z.timestamp()).ok()
 }
 
-#[cfg(test)]
 pub fn format_time(t: Timestamp) -> String {
     t.to_zoned_datetime(vn_tz()).strftime("%Y%m%d%H%M%S").to_string()
 }
@@ -356,6 +391,7 @@ fn dong_bo(portal: &mut PortalState, body: &Map<String, Value>, now: Timestamp) 
                             updates: 0,
                             progress: Vec::new(),
                             first_seen_ended_at: ended.then_some(now),
+                            source_writes: 0,
                         },
                     );
                     Ok(())

@@ -799,6 +799,20 @@ impl Upstream {
         out
     }
 
+    /// The cases whose authoritative record is in `source`: each case's portal code (its earliest
+    /// member's), its earliest receipt, and the authoritative record (what a system that syncs its
+    /// own dossiers to the portal writes; see `self_sync`).
+    pub fn authoritative_in(&self, source: Source) -> Vec<(&str, Timestamp, &Dossier)> {
+        self.cases
+            .iter()
+            .filter_map(|case| {
+                let auth = self.authoritative(case).filter(|m| m.0 == source)?;
+                let (_, first) = self.earliest(case)?;
+                Some((first.code.as_str(), first.received_at, self.dossier(auth)?))
+            })
+            .collect()
+    }
+
     pub fn quarantine(&self) -> Vec<(String, String)> {
         Source::ALL
             .into_iter()

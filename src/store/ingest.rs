@@ -105,7 +105,7 @@ impl DueColumns {
 
 /// The reckoning of a canonical state; where the sources give no due time, the bridge's own goes
 /// into the state, so that it is what the portal gets.
-fn reckon(ctx: &MergeCtx, state: &mut SourceRecord, now: Timestamp) -> Option<DueCheck> {
+pub(crate) fn reckon(ctx: &MergeCtx, state: &mut SourceRecord, now: Timestamp) -> Option<DueCheck> {
     let check = ctx.deadlines.as_ref()?.check(state, now);
     if state.due_at.is_none() {
         state.due_at = check.pushed_due;
@@ -831,7 +831,7 @@ pub fn recompute(
 
 /// `recompute`, taking the members just stored from memory rather than parsing them back.
 /// The members of a case, from memory where this page just stored them.
-fn members_of(
+pub(crate) fn members_of(
     conn: &Connection,
     dossier_id: i64,
     fresh: &HashMap<(&str, &str), &SourceRecord>,
@@ -848,6 +848,25 @@ fn members_of(
             None => load_record(conn, s, n),
         })
         .collect()
+}
+
+/// The merge of a case's members with an operator's attestation applied: the one rule by which
+/// both the recompute and the verify sweep's read-back decide a case.
+pub(crate) fn merge_case(
+    conn: &Connection,
+    ctx: &MergeCtx,
+    dossier_id: i64,
+    records: &[SourceRecord],
+    previous: Option<Status>,
+) -> anyhow::Result<Option<MergeOutcome>> {
+    let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: ctx.kind(&r.source) }).collect();
+    let Some(outcome) = merge::merge(&members, &ctx.cutover, previous) else {
+        return Ok(None);
+    };
+    Ok(Some(match super::attest::active(conn, dossier_id)? {
+        Some(a) => a.over(outcome, previous),
+        None => outcome,
+    }))
 }
 
 /// A case started by a record of this page and still its only member: the dossier row was
@@ -936,14 +955,9 @@ fn recompute_with(
     };
     let records = members_of(conn, dossier_id, fresh)?;
     let (prev_status, prev_hash, prev_code, version, prev_conflict) = prior;
-    let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: ctx.kind(&r.source) }).collect();
     let previous = prev_status.and_then(Status::from_code);
-    let Some(outcome) = merge::merge(&members, &ctx.cutover, previous) else {
+    let Some(outcome) = merge_case(conn, ctx, dossier_id, &records, previous)? else {
         return Ok(0);
-    };
-    let outcome = match super::attest::active(conn, dossier_id)? {
-        Some(a) => a.over(outcome, previous),
-        None => outcome,
     };
     let canonical = match outcome {
         MergeOutcome::Regression { canonical, from, to } => {

@@ -5,7 +5,8 @@
 //!   exit, and released by the kernel after a crash, so a restart after `kill -9` never waits.
 //! - [`Writer`]: the one writer connection, owned by one thread; async tasks send it closures, so
 //!   every transaction runs to completion on that thread even while the daemon shuts down.
-//! - `ingest`, `outbox`, `synclog`, `report`, `resync`, `deadlines`: what is stored and how it is read.
+//! - `ingest`, `outbox`, `synclog`, `report`, `resync`, `deadlines`, `verify`: what is stored and how it is
+//!   read.
 
 pub mod attest;
 mod checkpoint;
@@ -15,6 +16,7 @@ pub mod outbox;
 pub mod report;
 pub mod resync;
 pub mod synclog;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_due_checks.sql"),
     include_str!("migrations/0009_attestations.sql"),
     include_str!("migrations/0010_sync_log_anchor.sql"),
+    include_str!("migrations/0011_verify.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -27,12 +27,18 @@ impl Harness {
 
     /// A world that changes every `tick`, and the bridge tuned as given.
     pub async fn start_with(tick: Duration, tuning: BridgeTuning) -> Harness {
+        Self::start_shaped(tick, tuning, |_| {}).await
+    }
+
+    /// `start_with`, the world's options shaped by `shape` first (e.g. `SimOptions::self_sync`).
+    pub async fn start_shaped(tick: Duration, tuning: BridgeTuning, shape: impl FnOnce(&mut SimOptions)) -> Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let fixtures = unpack_fixtures(dir.path()).expect("fixtures");
         let clock = SimClock::starting_now(demo_start(), 60.0);
         let mut opts = SimOptions::demo(fixtures, clock);
         opts.tick = tick;
         opts.malformed_every = Some(25);
+        shape(&mut opts);
         let world = World::start(opts.clone()).await.expect("simulated world");
         let config = write_config(dir.path(), &world, &opts, &tuning).expect("config");
         Harness { dir, world, opts, config }

@@ -23,6 +23,8 @@ mod faults;
 mod ministries;
 /// The portal contract.
 mod portal;
+/// Systems that write their own dossiers to the portal.
+mod self_sync;
 /// Changes over time and the expected truth.
 mod world;
 

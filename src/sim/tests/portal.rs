@@ -258,6 +258,7 @@ fn copy(d: Value, first_seen_ended_at: Option<Timestamp>) -> portal::StoredCopy 
         updates: 0,
         progress: vec![],
         first_seen_ended_at,
+        source_writes: 0,
     }
 }
 
