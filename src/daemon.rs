@@ -168,6 +168,33 @@ pub async fn run(
     }
     let (writer, writer_thread) = Writer::start(conn);
     let clock = settings.clock();
+    // Not reloaded: a new address takes a restart.
+    if settings.config.metrics.enabled {
+        let m = &settings.config.metrics;
+        let served =
+            crate::metrics::serve(m.listen, Arc::new(settings.clone()), clock.clone(), stats.clone(), stop.clone())
+                .await;
+        let entry = match served {
+            Ok(addr) => {
+                tracing::info!(%addr, "metrics at http://{addr}/metrics, health at http://{addr}/healthz");
+                Entry::new(
+                    Level::Info,
+                    "metrics.listening",
+                    format!("metrics at http://{addr}/metrics, health at /healthz"),
+                )
+                .details(serde_json::json!({"addr": addr.to_string()}))
+            }
+            Err(e) => {
+                tracing::error!(addr = %m.listen, error = %format!("{e:#}"), "metrics not served; syncing goes on");
+                Entry::new(
+                    Level::Error,
+                    "metrics.failed",
+                    format!("metrics not served on {}: {e:#}; check [metrics] listen (syncing goes on)", m.listen),
+                )
+            }
+        };
+        log(&writer, &clock, entry).await;
+    }
     let mut workers = start_workers(&settings, &writer, &clock, &stats).await?;
     log(
         &writer,

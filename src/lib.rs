@@ -14,6 +14,7 @@
 //! - [`resync`]: carrying out re-sync requests (in the daemon, or `resync --now`).
 //! - [`watch`]: the deadline watch (open dossiers coming due or past due, logged once each).
 //! - [`retention`]: pruning the sync log past its retention, keeping the chain verifiable.
+//! - [`metrics`]: Prometheus metrics at `/metrics`, health at `/healthz`.
 //! - [`cli`]: one module per command-line verb.
 //! - [`sim`]: the simulated city, ministry and portal (demo and tests only; no production module
 //!   uses it).
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod metrics;
 pub mod net;
 pub mod portal;
 pub mod resync;

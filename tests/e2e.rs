@@ -45,6 +45,35 @@ async fn every_dossier_of_both_systems_reaches_the_portal_once() {
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("portal.acked"), "log for {} shows the push:\n{out}", some_dual.portal_code);
 
+    // Metrics and health on the port the daemon logged (the test configuration asks for a free one).
+    let addr: String = {
+        let c = dvc_bridge::store::open_reader(&h.db()).unwrap();
+        c.query_row(
+            "SELECT json_extract(details, '$.addr') FROM sync_log WHERE kind = 'metrics.listening' ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the metrics address is logged")
+    };
+    let http = dvc_bridge::net::client(Duration::from_secs(10)).unwrap();
+    let text = http.get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    for series in [
+        "dvc_bridge_polls_total{source=\"city\",outcome=\"ok\"}",
+        "dvc_bridge_poll_duration_seconds_bucket{source=\"moj\"",
+        "dvc_bridge_records_total{source=\"city\",outcome=\"new\"}",
+        "dvc_bridge_outbox_depth{state=\"queued\"}",
+        "dvc_bridge_source_lag_seconds{source=\"city\"}",
+        "dvc_bridge_portal_dossiers_acked_total",
+        "dvc_bridge_dossiers_at_risk",
+        "dvc_bridge_dossiers_false_late{state=\"open\"}",
+    ] {
+        assert!(text.contains(series), "/metrics lacks {series}:\n{text}");
+    }
+    let health = http.get(format!("http://{addr}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert!(body["health"] == "healthy" || body["health"] == "degraded", "{body}");
+
     // SIGTERM stops it cleanly.
     let pid = daemon.id().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().expect("kill").success());

@@ -165,6 +165,10 @@ username = {username}
 password = {password}
 timeout_secs = 10
 
+[metrics]
+# A free port, logged at start (`dvc-bridge log --kind metrics`).
+listen = "127.0.0.1:0"
+
 [delivery]
 batch_size = {batch}
 idle_poll_ms = {idle}

@@ -18,7 +18,7 @@ pub struct StatusArgs {
 }
 
 /// Health names by exit code.
-const HEALTH: [&str; 3] = ["healthy", "degraded", "failing"];
+pub const HEALTH: [&str; 3] = ["healthy", "degraded", "failing"];
 
 /// A source failing this many polls in a row counts as failing, not degraded.
 const FAILING_AFTER: i64 = 3;

@@ -40,7 +40,35 @@ pub struct Config {
     pub deadlines: DeadlinesConfig,
     #[serde(default)]
     pub verify: VerifyConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     pub sources: Vec<SourceConfig>,
+}
+
+/// Prometheus metrics at `/metrics` and health at `/healthz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    #[serde(default = "default_metrics_enabled")]
+    pub enabled: bool,
+    /// Address to listen on; loopback by default (put a proxy in front to expose it). Port 0
+    /// picks a free port, logged at start (`metrics.listening`).
+    #[serde(default = "default_metrics_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+fn default_metrics_enabled() -> bool {
+    true
+}
+
+fn default_metrics_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { enabled: true, listen: default_metrics_listen() }
+    }
 }
 
 /// The verify sweep: dossiers read back from the portal (`TraCuuHoSo`) and compared with the

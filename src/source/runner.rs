@@ -93,6 +93,7 @@ impl<F: Fetch> Runner<F> {
             let (n, at, err) = (name.clone(), ts(self.clock.now()), error.clone());
             self.store(move |c| report::poll_finished(c, &n, &at, err.as_deref())).await;
             let mut healthy = error.is_none();
+            crate::metrics::poll(&name, elapsed, outcome.as_ref().ok());
             match outcome {
                 Ok(r) => {
                     Counters::add(&self.stats.polled, u64::from(r.records));
