@@ -48,6 +48,30 @@ pub struct Cli {
 pub enum LogFormatArg {
     Text,
     Json,
+    Journald,
+}
+
+/// Where and how tracing output goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogOutput {
+    Text,
+    Json,
+    Journald,
+}
+
+impl LogOutput {
+    /// The command line wins over the configuration; `auto` is the journal when systemd connected
+    /// stderr to it.
+    pub fn choose(arg: Option<LogFormatArg>, config: crate::config::LogFormat) -> LogOutput {
+        use crate::config::LogFormat;
+        match (arg, config) {
+            (Some(LogFormatArg::Text), _) | (None, LogFormat::Text) => LogOutput::Text,
+            (Some(LogFormatArg::Json), _) | (None, LogFormat::Json) => LogOutput::Json,
+            (Some(LogFormatArg::Journald), _) | (None, LogFormat::Journald) => LogOutput::Journald,
+            (None, LogFormat::Auto) if std::env::var_os("JOURNAL_STREAM").is_some() => LogOutput::Journald,
+            (None, LogFormat::Auto) => LogOutput::Text,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,11 +132,37 @@ impl OperatorArgs {
 
 /// Set up tracing to stderr.
 pub fn init_tracing(level: &str, json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    init_logging(level, if json { LogOutput::Json } else { LogOutput::Text });
+}
+
+/// Set up tracing: to stderr (text or JSON lines), or to journald with structured fields. When the
+/// journal cannot be reached the output falls back to stderr, and says so.
+pub fn init_logging(level: &str, output: LogOutput) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+    };
+    let journal_error = match output {
+        LogOutput::Journald => match tracing_journald::layer() {
+            Ok(layer) => {
+                let _ = tracing_subscriber::registry()
+                    .with(filter())
+                    .with(layer.with_syslog_identifier("dvc-bridge".into()))
+                    .try_init();
+                return;
+            }
+            Err(e) => Some(e),
+        },
+        _ => None,
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr);
+    let _ = if output == LogOutput::Json { builder.json().try_init() } else { builder.try_init() };
+    if let Some(e) = journal_error {
+        tracing::warn!(error = %e, "journald cannot be reached: logging to stderr");
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -137,4 +187,21 @@ pub fn main() -> ExitCode {
 pub fn fail(e: &anyhow::Error) -> u8 {
     eprintln!("dvc-bridge: {e:#}");
     EXIT_ERROR
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogFormat;
+
+    #[test]
+    fn the_command_line_wins_and_auto_is_the_journal_only_under_systemd() {
+        assert_eq!(LogOutput::choose(Some(LogFormatArg::Json), LogFormat::Journald), LogOutput::Json);
+        assert_eq!(LogOutput::choose(None, LogFormat::Journald), LogOutput::Journald);
+        assert_eq!(LogOutput::choose(Some(LogFormatArg::Journald), LogFormat::Text), LogOutput::Journald);
+        // JOURNAL_STREAM is what systemd sets when a service's output goes to the journal.
+        let under_systemd = std::env::var_os("JOURNAL_STREAM").is_some();
+        let auto = LogOutput::choose(None, LogFormat::Auto);
+        assert_eq!(auto, if under_systemd { LogOutput::Journald } else { LogOutput::Text });
+    }
 }

@@ -3,8 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{EXIT_ERROR, EXIT_OK, LogFormatArg};
-use crate::config::LogFormat;
+use super::{EXIT_ERROR, EXIT_OK, LogFormatArg, LogOutput};
 
 pub fn main(file: &Path, log_format: Option<LogFormatArg>) -> u8 {
     let settings = match crate::config::load(file, true) {
@@ -17,12 +16,7 @@ pub fn main(file: &Path, log_format: Option<LogFormatArg>) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let json = match log_format {
-        Some(LogFormatArg::Json) => true,
-        Some(LogFormatArg::Text) => false,
-        None => settings.config.log.format == LogFormat::Json,
-    };
-    super::init_tracing(&settings.config.log.level, json);
+    super::init_logging(&settings.config.log.level, LogOutput::choose(log_format, settings.config.log.format));
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return super::fail(&e.into()),

@@ -331,9 +331,15 @@ impl Default for DeliveryConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
+    /// The journal's native fields when systemd connected stderr to it (`JOURNAL_STREAM`), text
+    /// otherwise.
     #[default]
+    Auto,
     Text,
+    /// One JSON object per line.
     Json,
+    /// Straight to journald, with structured fields.
+    Journald,
 }
 
 #[derive(Debug, Clone, Deserialize)]
