@@ -101,11 +101,16 @@ impl Harness {
 
     /// Start the daemon as its own process; its stderr goes to `daemon-N.log`.
     pub fn spawn_daemon(&self, n: usize) -> Child {
+        self.spawn_daemon_logging(n, "dvc_bridge=info,warn")
+    }
+
+    /// `spawn_daemon` with a tracing filter of the test's choosing (`RUST_LOG`).
+    pub fn spawn_daemon_logging(&self, n: usize, filter: &str) -> Child {
         let log = std::fs::File::create(self.log_path(n)).expect("log file");
         Command::new(env!("CARGO_BIN_EXE_dvc-bridge"))
             .args(["run", "--config"])
             .arg(&self.config)
-            .env("RUST_LOG", "dvc_bridge=info,warn")
+            .env("RUST_LOG", filter)
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
             .stderr(log)
