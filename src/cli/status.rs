@@ -58,8 +58,8 @@ const AT_RISK_LISTED: usize = 10;
 fn print_deadlines(d: &DeadlineOverview) {
     let n = |name: &str| d.findings.get(name).copied().unwrap_or(0);
     println!(
-        "deadlines: {} at risk (due within {} working hours); {} shown late on the portal (quá hạn), {} of them \
-         falsely (the law's due time not passed); {} ended on time but shown late",
+        "deadlines: {} at risk (due within {} working hours); {} open past the due time the portal holds (quá hạn), \
+         {} of them falsely (the law's due time not passed); {} ended on time by the law but late on the portal",
         d.at_risk, d.horizon_working_hours, d.overdue, d.false_late_open, d.false_late_ended
     );
     println!(
@@ -93,6 +93,17 @@ fn print_deadlines(d: &DeadlineOverview) {
     }
 }
 
+/// "45s", "12m", "3h05m", "2d".
+fn span(d: jiff::SignedDuration) -> String {
+    let s = d.as_secs().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d", s / 86_400),
+    }
+}
+
 fn when(t: &Option<String>) -> String {
     t.as_deref().and_then(|s| s.parse::<jiff::Timestamp>().ok()).map(display_time).unwrap_or_else(|| "never".into())
 }
@@ -105,40 +116,50 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
             return EXIT_ERROR;
         }
     };
-    let read = || -> anyhow::Result<(Overview, DeadlineOverview)> {
+    let now = settings.clock().now();
+    let read = || -> anyhow::Result<(Overview, DeadlineOverview, report::Activity)> {
         let conn = crate::store::open_reader(&settings.db_path())?;
-        let now = settings.clock().now();
         let horizon = settings.config.deadlines.at_risk_working_hours;
         let cutoff = deadlines::at_risk_cutoff(&settings.deadlines.calendar, now, horizon)?;
-        Ok((report::overview(&conn)?, deadlines::overview(&conn, now, cutoff, horizon, AT_RISK_LISTED)?))
+        Ok((
+            report::overview(&conn)?,
+            deadlines::overview(&conn, now, cutoff, horizon, AT_RISK_LISTED)?,
+            report::activity(&conn, now)?,
+        ))
     };
-    let (overview, due) = match read() {
+    let (overview, due, activity) = match read() {
         Ok(o) => o,
         Err(e) => return super::fail(&e),
     };
     let (code, why) = health(&overview);
     if args.json {
-        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview, "deadlines": due});
+        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview, "deadlines": due, "activity": activity});
         println!("{v}");
         return code;
     }
     println!(
-        "{:<8} {:<9} {:<19} {:<19} {:>8} {:>6} {:>11} {:<10} {:<19}  last error",
-        "source", "kind", "last poll", "last success", "records", "errors", "quarantined", "breaker", "last full sweep"
+        "{:<8} {:<9} {:<19} {:>7} {:>8} {:>13} {:>11} {:<10} {:<19}  last error",
+        "source", "kind", "last success", "lag", "records", "errors", "quarantined", "breaker", "last full sweep"
     );
     for s in &overview.sources {
         let breaker = match (s.breaker.as_str(), &s.breaker_until) {
             ("open", Some(_)) => format!("open→{}", when(&s.breaker_until).get(11..16).unwrap_or("")),
             (b, _) => b.to_string(),
         };
+        let lag =
+            s.last_ok_at.as_deref().and_then(|t| t.parse::<jiff::Timestamp>().ok()).map(|t| now.duration_since(t));
+        let errors = match s.polls {
+            0 => "—".to_string(),
+            n => format!("{} ({:.0} %)", s.poll_errors, 100.0 * s.poll_errors as f64 / n as f64),
+        };
         println!(
-            "{:<8} {:<9} {:<19} {:<19} {:>8} {:>6} {:>11} {:<10} {:<19}  {}",
+            "{:<8} {:<9} {:<19} {:>7} {:>8} {:>13} {:>11} {:<10} {:<19}  {}",
             s.name,
             s.kind,
-            when(&s.last_poll_at),
             when(&s.last_ok_at),
+            lag.map(span).unwrap_or_else(|| "—".into()),
             s.records,
-            s.poll_errors,
+            errors,
             s.quarantined,
             breaker,
             when(&s.last_full_sweep_at),
@@ -156,6 +177,19 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
         d.live_on_portal,
         d.closed_duplicates
     );
+    println!(
+        "sending: {:.1} dossier(s) a minute acknowledged over the last 10 minutes",
+        activity.acked_last_10_min as f64 / 10.0
+    );
+    match &activity.verify_last_at {
+        Some(_) => println!(
+            "verify sweep: last read-back {}; {} dossier(s) read back in the last day; {} differing at their last look",
+            when(&activity.verify_last_at),
+            activity.verified_last_day,
+            activity.verify_divergent
+        ),
+        None => println!("verify sweep: nothing read back yet"),
+    }
     println!(
         "dossiers: {} ({} in conflict); sync log entries: {}",
         overview.dossiers, overview.conflicts, overview.log_entries

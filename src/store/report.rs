@@ -125,6 +125,36 @@ pub fn overview(conn: &Connection) -> rusqlite::Result<Overview> {
     })
 }
 
+/// What the daemon has been doing lately, for `status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Activity {
+    /// Dossier objects the portal acknowledged in the last ten minutes.
+    pub acked_last_10_min: i64,
+    /// The verify sweep's last read-back, and how much it covers.
+    pub verify_last_at: Option<String>,
+    pub verified_last_day: i64,
+    /// Dossiers whose last read-back differed from the canonical state.
+    pub verify_divergent: i64,
+}
+
+pub fn activity(conn: &Connection, now: jiff::Timestamp) -> rusqlite::Result<Activity> {
+    let ago = |secs: i64| super::ts(now - jiff::SignedDuration::from_secs(secs));
+    // Newest first along the index on (kind, seq), bounded: the log is in time order.
+    let acked_last_10_min = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM (SELECT at FROM sync_log WHERE kind = 'portal.acked' ORDER BY seq DESC LIMIT 100000)
+             WHERE at >= ?1",
+        )?
+        .query_row([ago(600)], |r| r.get(0))?;
+    let (verify_last_at, verified_last_day, verify_divergent) = conn
+        .prepare_cached(
+            "SELECT MAX(verified_at), COALESCE(SUM(verified_at >= ?1), 0), COALESCE(SUM(divergence IS NOT NULL), 0)
+             FROM verify_marks",
+        )?
+        .query_row([ago(86_400)], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    Ok(Activity { acked_last_10_min, verify_last_at, verified_last_day, verify_divergent })
+}
+
 /// Record the start of a poll.
 pub fn poll_started(conn: &Connection, source: &str, at: &str) -> rusqlite::Result<()> {
     conn.prepare_cached("UPDATE sources SET last_poll_at = ?2, polls = polls + 1 WHERE name = ?1")?
