@@ -103,8 +103,26 @@ async fn resync_runs_in_the_daemon_or_here_and_leaves_an_audit_trail() {
     assert!(out.contains("done"), "{out}");
     wait_converged_but(&h, &released, Duration::from_secs(30)).await;
 
+    // A time range of a source, and a procedure: the cases in scope merged again, none queued
+    // (the portal holds them already), the portal still matching.
+    let (rc, out, err) =
+        h.cli(&["resync", "--source", "city", "--since", "2026-02-01", "--until", "2026-03-01", "--wait", "--json"]);
+    assert_eq!(rc, 0, "{out}\n{err}");
+    let req: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let in_range = h.query_i64(
+        "SELECT COUNT(DISTINCT dossier_id) FROM source_records
+         WHERE source = 'city' AND updated_at >= '2026-01-31T17:00:00Z' AND updated_at < '2026-02-28T17:00:00Z'",
+    );
+    assert!(in_range > 0, "the fixtures hold city records updated in February");
+    assert_eq!(req["result"]["dossiers"].as_i64(), Some(in_range), "{req}");
+    let (rc, out, err) = h.cli(&["resync", "--procedure", "1.000894", "--wait", "--json"]);
+    assert_eq!(rc, 0, "{out}\n{err}");
+    let req: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert!(req["result"]["dossiers"].as_i64().is_some_and(|n| n > 0), "{req}");
+    wait_converged_but(&h, &released, Duration::from_secs(30)).await;
+
     // Every request is in the sync log, with who asked, and the chain still verifies.
-    for (kind, want) in [("resync.requested", 3), ("resync.started", 3), ("resync.done", 3)] {
+    for (kind, want) in [("resync.requested", 5), ("resync.started", 5), ("resync.done", 5)] {
         assert_eq!(h.query_i64(&format!("SELECT COUNT(*) FROM sync_log WHERE kind = '{kind}'")), want, "{kind}");
     }
     assert_eq!(h.query_i64("SELECT COUNT(*) FROM sync_log WHERE kind LIKE 'resync.%' AND actor = 'Lan'"), 3);
