@@ -207,3 +207,52 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
     }
     code
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::report::{DeliveryStatus, SourceStatus};
+
+    fn source(name: &str, consecutive_errors: i64, breaker: &str) -> SourceStatus {
+        SourceStatus {
+            name: name.into(),
+            adapter: name.into(),
+            kind: "ministry".into(),
+            portal_mode: "push".into(),
+            last_poll_at: None,
+            last_ok_at: None,
+            last_error: None,
+            last_error_at: None,
+            polls: 10,
+            poll_errors: consecutive_errors,
+            consecutive_errors,
+            records: 5,
+            quarantined: 0,
+            cursor: None,
+            breaker: breaker.into(),
+            breaker_until: None,
+            last_full_sweep_at: None,
+        }
+    }
+
+    fn overview(sources: Vec<SourceStatus>) -> Overview {
+        Overview { sources, delivery: DeliveryStatus::default(), dossiers: 0, conflicts: 0, log_entries: 0 }
+    }
+
+    #[test]
+    fn exit_codes_for_monitoring_healthy_degraded_failing() {
+        assert_eq!(health(&overview(vec![source("city", 0, "closed"), source("moj", 0, "closed")])).0, EXIT_OK);
+        // One system down: the others are served, the bridge is degraded.
+        let (code, why) = health(&overview(vec![source("city", 0, "closed"), source("moj", 4, "open")]));
+        assert_eq!(code, EXIT_DEGRADED);
+        assert!(why.iter().any(|w| w.contains("moj") && w.contains("breaker")), "{why:?}");
+        // Every system down: failing.
+        let (code, why) = health(&overview(vec![source("city", 3, "open"), source("moj", 5, "open")]));
+        assert_eq!(code, EXIT_ERROR);
+        assert!(why[0].contains("every source is failing"), "{why:?}");
+        // Parked deliveries and conflicts need an operator: degraded.
+        let mut o = overview(vec![source("city", 0, "closed")]);
+        o.delivery.parked = 1;
+        assert_eq!(health(&o).0, EXIT_DEGRADED);
+    }
+}
