@@ -8,6 +8,7 @@ use clap::Args;
 use super::{EXIT_DEGRADED, EXIT_ERROR, EXIT_OK};
 use crate::core::timefmt::display_time;
 use crate::store::deadlines::{self, DeadlineOverview};
+use crate::store::outbox;
 use crate::store::report::{self, Overview};
 
 #[derive(Debug, Args)]
@@ -51,6 +52,9 @@ pub fn health(o: &Overview) -> (u8, Vec<String>) {
     }
     (if why.is_empty() { EXIT_OK } else { EXIT_DEGRADED }, why)
 }
+
+/// Parked deliveries listed with the portal's message (all are counted).
+const PARKED_LISTED: usize = 10;
 
 /// At-risk dossiers listed by code (all are counted).
 const AT_RISK_LISTED: usize = 10;
@@ -117,7 +121,7 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
         }
     };
     let now = settings.clock().now();
-    let read = || -> anyhow::Result<(Overview, DeadlineOverview, report::Activity)> {
+    let read = || -> anyhow::Result<(Overview, DeadlineOverview, report::Activity, Vec<outbox::Parked>)> {
         let conn = crate::store::open_reader(&settings.db_path())?;
         let horizon = settings.config.deadlines.at_risk_working_hours;
         let cutoff = deadlines::at_risk_cutoff(&settings.deadlines.calendar, now, horizon)?;
@@ -125,15 +129,16 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
             report::overview(&conn)?,
             deadlines::overview(&conn, now, cutoff, horizon, AT_RISK_LISTED)?,
             report::activity(&conn, now)?,
+            outbox::parked(&conn, PARKED_LISTED)?,
         ))
     };
-    let (overview, due, activity) = match read() {
+    let (overview, due, activity, parked) = match read() {
         Ok(o) => o,
         Err(e) => return super::fail(&e),
     };
     let (code, why) = health(&overview);
     if args.json {
-        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview, "deadlines": due, "activity": activity});
+        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview, "deadlines": due, "activity": activity, "parked": parked});
         println!("{v}");
         return code;
     }
@@ -177,6 +182,16 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
         d.live_on_portal,
         d.closed_duplicates
     );
+    for p in &parked {
+        println!(
+            "  parked: {} ({} version {}, queued {}): {}  — fix the cause, then `dvc-bridge resync --parked`",
+            p.code,
+            p.kind,
+            p.version,
+            when(&Some(p.enqueued_at.clone())),
+            p.message.as_deref().unwrap_or("no message")
+        );
+    }
     println!(
         "sending: {:.1} dossier(s) a minute acknowledged over the last 10 minutes",
         activity.acked_last_10_min as f64 / 10.0
