@@ -52,7 +52,7 @@ fn queued_rows(h: &Harness) -> Vec<Queued> {
         .collect()
 }
 
-/// The portal holds every code of `wave` live, in the state the script has it in now.
+/// The portal holds every code of `wave`, in the state the script has it in now.
 fn on_portal(world: &World, wave: &[ScriptedDossier]) -> bool {
     let portal = world.portal_snapshot();
     let expected = world.expected_portal();

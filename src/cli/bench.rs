@@ -30,7 +30,6 @@ use crate::core::mapping::Mapper;
 use crate::source::fetch::HttpFetch;
 use crate::source::{PollReport, Poller};
 use crate::store::ingest::{self, MergeCtx};
-use crate::store::outbox::Order;
 use crate::store::{self, Writer};
 
 #[derive(Debug, Args)]
@@ -126,9 +125,10 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
-struct Simulator(Child);
+/// A child process (the simulator, a daemon) that is killed if it is still running when dropped.
+struct KillOnDrop(Child);
 
-impl Drop for Simulator {
+impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
@@ -142,7 +142,7 @@ struct SimAddresses {
 }
 
 /// Start `dvc-bridge simulate` with `records` bulk city records; returns it and its addresses.
-fn start_simulator(records: usize) -> anyhow::Result<(Simulator, SimAddresses)> {
+fn start_simulator(records: usize) -> anyhow::Result<(KillOnDrop, SimAddresses)> {
     let mut child = Command::new(std::env::current_exe()?)
         .args(["simulate", "--ports", "0", "0", "0", "--tick-ms", "0", "--bulk"])
         .arg(format!("city={records}"))
@@ -150,7 +150,7 @@ fn start_simulator(records: usize) -> anyhow::Result<(Simulator, SimAddresses)> 
         .stderr(Stdio::inherit())
         .spawn()?;
     let stdout = child.stdout.take().ok_or_else(|| anyhow::anyhow!("no simulator output"))?;
-    let sim = Simulator(child);
+    let sim = KillOnDrop(child);
     let (mut city, mut portal) = (None, None);
     for line in BufReader::new(stdout).lines() {
         let line = line?;
@@ -366,10 +366,10 @@ async fn delivery(args: &DeliveryArgs, dir: &Path) -> anyhow::Result<()> {
         throughput(args, &dir.join("throughput")).await?;
     }
     if args.speed > 0.0 {
-        for order in [Order::Edf, Order::Fifo] {
-            let name = if order == Order::Edf { "edf" } else { "fifo" };
-            let figures = day(args, order, &dir.join(format!("day-{name}"))).await?;
-            println!("{}", figures.line(args, name));
+        // `[delivery] order`: the default, then the baseline.
+        for order in ["edf", "fifo"] {
+            let figures = day(args, order, &dir.join(format!("day-{order}"))).await?;
+            println!("{}", figures.line(args, order));
         }
     }
     Ok(())
@@ -504,7 +504,7 @@ fn on_day(t: jiff::civil::Time) -> anyhow::Result<jiff::Timestamp> {
 /// coming due over office hours and the world's own changes, the daemon as a process of its own,
 /// the portal down for `--outage-minutes`; the simulated portal's false-late meter is read at the
 /// outage's end and at the day's.
-async fn day(args: &DeliveryArgs, order: Order, dir: &Path) -> anyhow::Result<DayFigures> {
+async fn day(args: &DeliveryArgs, order: &str, dir: &Path) -> anyhow::Result<DayFigures> {
     use crate::sim::{DueWave, SimOptions, World};
     std::fs::create_dir_all(dir)?;
     let fixtures = super::demo::unpack_fixtures(dir)?;
@@ -537,7 +537,7 @@ async fn day(args: &DeliveryArgs, order: Order, dir: &Path) -> anyhow::Result<Da
             t.insert(key.into(), value);
         }
     };
-    set("delivery", "order", (if order == Order::Edf { "edf" } else { "fifo" }).into());
+    set("delivery", "order", order.into());
     set("portal", "rate_limit_per_sec", i64::from(args.day_rate_limit).into());
     std::fs::write(&config, toml::to_string(&doc)?)?;
     let daemon = Command::new(std::env::current_exe()?)
@@ -548,7 +548,7 @@ async fn day(args: &DeliveryArgs, order: Order, dir: &Path) -> anyhow::Result<Da
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.join("daemon.log"))?)
         .spawn()?;
-    let daemon = Simulator(daemon);
+    let daemon = KillOnDrop(daemon);
 
     let outage_start = on_day(args.outage_at)?;
     let outage_end = outage_start + jiff::SignedDuration::from_mins(args.outage_minutes);

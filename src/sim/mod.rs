@@ -757,10 +757,6 @@ impl World {
         self.shared.set_portal_faults(faults);
     }
 
-    pub fn portal_faults(&self) -> PortalFaults {
-        self.shared.lock_portal().faults.clone()
-    }
-
     /// Every dossier object the portal accepted, in the order it applied them (a batch's items in
     /// the order sent).
     pub fn portal_receipts(&self) -> Vec<Receipt> {
