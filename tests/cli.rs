@@ -211,6 +211,43 @@ fn the_ingest_benchmark_runs_and_reports_its_figures() {
 }
 
 #[test]
+fn the_delivery_benchmark_runs_and_reports_its_figures() {
+    let (code, out) = run(bin().args([
+        "bench",
+        "delivery",
+        "--dossiers",
+        "300",
+        "--speed",
+        "3600",
+        "--day",
+        "13:30-15:00",
+        "--due",
+        "40",
+        "--traffic",
+        "1",
+        "--outage-at",
+        "14:00",
+        "--outage-minutes",
+        "30",
+    ]));
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.starts_with("delivery:")).unwrap_or_else(|| panic!("no figures:\n{out}"));
+    let acked: u64 = line.split_whitespace().nth(1).and_then(|n| n.parse().ok()).unwrap_or(0);
+    // The bulk records plus the city fixtures, but for the malformed one.
+    assert!(acked >= 300 && line.contains("dossiers/s") && line.contains("calls of up to 20"), "{line}");
+    for order in ["edf", "fifo"] {
+        let day = out
+            .lines()
+            .find(|l| l.starts_with(&format!("delivery day ({order})")))
+            .unwrap_or_else(|| panic!("no {order} day:\n{out}"));
+        assert!(day.contains("false-late dossier-minutes") && day.contains("during it"), "{day}");
+        let before = day.split(" dossier objects acknowledged").next().unwrap_or("");
+        let acked: u64 = before.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+        assert!(acked > 100, "the daemon synced the world during the day: {day}");
+    }
+}
+
+#[test]
 fn every_shipped_descriptor_maps_its_systems_recorded_records() {
     use dvc_bridge::core::descriptor::Descriptor;
     use dvc_bridge::core::mapping::Mapper;

@@ -229,10 +229,12 @@ fn summary(world: &World, stats: &Counters, db: &Path) -> String {
         .unwrap_or((0, 0));
     let portal = world.portal_snapshot();
     let live = portal.values().filter(|p| p.live).count();
-    let late = portal.values().filter(|p| p.late).count();
+    // Shown late, and of those falsely: the sources say the dossier ended on time (or is not due).
+    let lateness = world.portal_lateness();
+    let (late, falsely) = (lateness.shown_late, lateness.false_late);
     let g = |c: &std::sync::atomic::AtomicU64| Counters::get(c);
     format!(
-        "{now} | polled {:>6}  new {:>4}  changed {:>4}  quarantined {:>2} | pushed {:>4}  closed dup {:>2}  queued {:>3}  parked {:>2} | portal {:>4} live, {:>3} shown late",
+        "{now} | polled {:>6}  new {:>4}  changed {:>4}  quarantined {:>2} | pushed {:>4}  closed dup {:>2}  queued {:>3}  parked {:>2} | portal {:>4} live, {:>3} shown late, {:>3} falsely",
         g(&stats.polled),
         g(&stats.new),
         g(&stats.changed),
@@ -242,7 +244,8 @@ fn summary(world: &World, stats: &Counters, db: &Path) -> String {
         queued,
         parked,
         live,
-        late
+        late,
+        falsely
     )
 }
 

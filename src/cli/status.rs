@@ -8,7 +8,6 @@ use clap::Args;
 use super::{EXIT_DEGRADED, EXIT_ERROR, EXIT_OK};
 use crate::core::timefmt::display_time;
 use crate::store::deadlines::{self, DeadlineOverview};
-use crate::store::outbox;
 use crate::store::report::{self, Overview};
 
 #[derive(Debug, Args)]
@@ -52,9 +51,6 @@ pub fn health(o: &Overview) -> (u8, Vec<String>) {
     }
     (if why.is_empty() { EXIT_OK } else { EXIT_DEGRADED }, why)
 }
-
-/// Parked deliveries listed with the portal's message (all are counted).
-const PARKED_LISTED: usize = 10;
 
 /// At-risk dossiers listed by code (all are counted).
 const AT_RISK_LISTED: usize = 10;
@@ -121,7 +117,7 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
         }
     };
     let now = settings.clock().now();
-    let read = || -> anyhow::Result<(Overview, DeadlineOverview, report::Activity, Vec<outbox::Parked>)> {
+    let read = || -> anyhow::Result<(Overview, DeadlineOverview, report::Activity)> {
         let conn = crate::store::open_reader(&settings.db_path())?;
         let horizon = settings.config.deadlines.at_risk_working_hours;
         let cutoff = deadlines::at_risk_cutoff(&settings.deadlines.calendar, now, horizon)?;
@@ -129,16 +125,15 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
             report::overview(&conn)?,
             deadlines::overview(&conn, now, cutoff, horizon, AT_RISK_LISTED)?,
             report::activity(&conn, now)?,
-            outbox::parked(&conn, PARKED_LISTED)?,
         ))
     };
-    let (overview, due, activity, parked) = match read() {
+    let (overview, due, activity) = match read() {
         Ok(o) => o,
         Err(e) => return super::fail(&e),
     };
     let (code, why) = health(&overview);
     if args.json {
-        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview, "deadlines": due, "activity": activity, "parked": parked});
+        let v = serde_json::json!({"health": HEALTH[code as usize], "reasons": why, "overview": overview, "deadlines": due, "activity": activity});
         println!("{v}");
         return code;
     }
@@ -182,14 +177,14 @@ pub fn main(file: &Path, args: &StatusArgs) -> u8 {
         d.live_on_portal,
         d.closed_duplicates
     );
-    for p in &parked {
+    for p in &d.parked_rows {
         println!(
-            "  parked: {} ({} version {}, queued {}): {}  — fix the cause, then `dvc-bridge resync --parked`",
+            "  parked: {} (version {}, queued {}, {} attempt(s)): {}  — fix the cause, then `dvc-bridge resync --parked`",
             p.code,
-            p.kind,
             p.version,
             when(&Some(p.enqueued_at.clone())),
-            p.message.as_deref().unwrap_or("no message")
+            p.attempts,
+            p.error.as_deref().unwrap_or("no message")
         );
     }
     println!(

@@ -6,9 +6,13 @@
 //! Every draw comes from one generator per system seeded from `SimOptions::seed`, and every request
 //! draws the same number of values whatever is switched on, so a run with the same requests replays.
 //! The world's change rounds draw from a second generator per system, for the same reason.
-//! The portal is not affected: it has its own outage switch.
+//! The portal is not affected by these: it has its own outage switch, and its own misbehaviour
+//! ([`PortalFaults`]: throttling, short sessions, slow answers, dossiers it refuses).
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::Duration,
+};
 
 use axum::{
     Json,
@@ -65,6 +69,39 @@ impl Faults {
         ] {
             *p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
         }
+        self
+    }
+}
+
+/// How the portal misbehaves, for the delivery tests: what a client must survive without losing,
+/// duplicating or hammering. Its outage is a switch of its own (`World::set_portal_outage`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PortalFaults {
+    /// Share of calls (login or service) answered 429 with `Retry-After: retry_after_secs`. Until
+    /// that time has passed every further call is answered 429 too, with the seconds left, and
+    /// counted as a call that ignored the `Retry-After` (`SimStats::portal_early_calls`; and
+    /// `portal_early_items` counts the refused items such calls carried again).
+    pub throttle_429: f64,
+    /// The `Retry-After` of a throttled answer, in seconds (at least 1).
+    pub retry_after_secs: u64,
+    /// Sessions issued from now on stay valid this long, in real milliseconds (0: the world's
+    /// `SimOptions::portal_session_ttl`).
+    pub session_ttl_ms: u64,
+    /// `DongBoHoSoMC` answers only this many real milliseconds after it applied its items: a
+    /// client that dies meanwhile never learns that the portal holds them.
+    pub slow_ms: u64,
+    /// Dossier codes the portal refuses for good, each with the field it names as invalid (as it
+    /// does for a value its catalogue lacks): a permanent rejection, until the entry is removed.
+    pub reject: BTreeMap<String, String>,
+}
+
+impl PortalFaults {
+    /// A probability out of range is clamped and a zero `Retry-After` made 1, as for [`Faults`].
+    pub fn clamped(mut self) -> Self {
+        let p = self.throttle_429;
+        self.throttle_429 = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
+        self.retry_after_secs = self.retry_after_secs.max(1);
         self
     }
 }

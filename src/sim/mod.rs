@@ -13,14 +13,18 @@
 //! - `world`: the records, the cases they form, the change rules, the list order and the expected
 //!   portal truth; bulk records for the ingest benchmark.
 //! - `faults`: misbehaviour on demand (errors, throttling, hangs, broken bodies, unstable pages,
-//!   clock skew, changes that leave the updated time alone).
+//!   clock skew, changes that leave the updated time alone), and the portal's own (throttling,
+//!   short sessions, slow answers, dossiers it refuses).
 //! - `portal`: the portal contract of `spec/dvcqg-portal.md` and the `/_sim/*` introspection.
 //! - `self_sync`: systems that write their own dossiers to the portal (a source the bridge only
 //!   verifies), with some left out or written stale on demand.
+//! - `late`: which dossiers the portal shows late although their sources say on time, summed
+//!   over simulated time (scripted dossiers coming due, in `world`, make such moments).
 
 mod catalogue;
 mod city;
 mod faults;
+mod late;
 mod mae;
 mod moc;
 mod model;
@@ -37,7 +41,7 @@ mod fixtures_gen;
 mod tests;
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap},
     net::SocketAddr,
     path::PathBuf,
     sync::{
@@ -54,9 +58,11 @@ use tokio::{sync::watch, task::JoinHandle};
 
 use crate::clock::{Clock, SimClock};
 
-pub use faults::Faults;
-pub use portal::{AUTH_PATH, INTEGRATION_PATH};
+pub use faults::{Faults, PortalFaults};
+pub use late::PortalLateness;
+pub use portal::{AUTH_PATH, INTEGRATION_PATH, Receipt};
 pub use self_sync::{SelfSync, SelfSynced};
+pub use world::{DueWave, ScriptedDossier};
 
 use model::Source;
 
@@ -336,6 +342,33 @@ pub struct SimStats {
     pub faults_fired: BTreeMap<String, u64>,
     pub paused: bool,
     pub portal_down: bool,
+    /// Successful portal logins (each issues a session).
+    #[serde(default)]
+    pub portal_logins: u64,
+    /// Portal calls refused because their session had expired or was unknown ("401").
+    #[serde(default)]
+    pub portal_session_refusals: u64,
+    /// Portal calls answered 429 (`PortalFaults::throttle_429`).
+    #[serde(default)]
+    pub portal_throttled: u64,
+    /// Of them, calls that came before the `Retry-After` of an earlier 429 had passed: a client
+    /// hammering a portal that asked it to wait.
+    #[serde(default)]
+    pub portal_early_calls: u64,
+    /// Items of early calls (dossier objects or progress steps, exactly as sent before) that a
+    /// throttled call carried while its `Retry-After` still held: a client that did not even hold
+    /// back what was refused.
+    #[serde(default)]
+    pub portal_early_items: u64,
+    /// `DongBoHoSoMC` items answered "đã tồn tại" (a create of a dossier the portal holds).
+    #[serde(default)]
+    pub portal_exists_answers: u64,
+    /// Items refused because `PortalFaults::reject` names their code.
+    #[serde(default)]
+    pub portal_refused_by_fault: u64,
+    /// `DongBoHoSoMC` calls that reached the service (admitted, with a valid session).
+    #[serde(default)]
+    pub portal_dong_bo_calls: u64,
 }
 
 /// Bearer tokens or sessions a system issued, with their real-time expiry.
@@ -370,6 +403,8 @@ pub(crate) struct Shared {
     tokens: Mutex<Vec<Tokens>>,
     faults: Mutex<faults::FaultBook>,
     portal_down: AtomicBool,
+    /// The false-late meter, sampled at each tick.
+    late: Mutex<late::LateMeter>,
     /// Turns true when the world stops: what a hanging request waits for besides its timeout.
     stop: watch::Receiver<bool>,
     /// The upstream systems as clients see them, known once every server is bound.
@@ -426,7 +461,8 @@ impl Shared {
         if up.paused && !force {
             return 0;
         }
-        let made = up.round(now, self.opts.changes_per_tick, self.opts.malformed_every, None);
+        let scripted = up.play_script(now);
+        let made = scripted + up.round(now, self.opts.changes_per_tick, self.opts.malformed_every, None);
         let quiet: usize = silent.into_iter().map(|s| up.silent_change(s, 1, now, false).len()).sum();
         drop(up);
         self.lock_faults().count_n("silent_change", quiet as u64);
@@ -474,6 +510,38 @@ impl Shared {
         self.lock_upstream().set_skew(source, skew);
     }
 
+    fn set_portal_faults(&self, faults: PortalFaults) {
+        self.lock_portal().faults = faults.clamped();
+    }
+
+    /// The live copies the portal shows late at `now`, and of them those falsely late. The portal
+    /// and the world are locked one after the other, never together.
+    fn judge_lateness(&self, now: Timestamp) -> (usize, Vec<String>) {
+        let late: BTreeSet<String> = self
+            .lock_portal()
+            .copies
+            .iter()
+            .filter(|(_, c)| !portal::is_closed_duplicate(&c.dossier) && portal::judge(c, now))
+            .map(|(code, _)| code.clone())
+            .collect();
+        let verdicts = self.lock_upstream().source_verdicts(&late, now);
+        let falsely = late.iter().filter(|code| verdicts.get(*code) == Some(&false)).cloned().collect();
+        (late.len(), falsely)
+    }
+
+    /// One sample of the false-late meter (at each tick).
+    fn sample_lateness(&self) {
+        let now = self.now();
+        let (_, falsely) = self.judge_lateness(now);
+        lock(&self.late).sample(now, falsely.len());
+    }
+
+    fn portal_lateness(&self) -> PortalLateness {
+        let now = self.now();
+        let (shown, falsely) = self.judge_lateness(now);
+        lock(&self.late).reading(now, shown, falsely)
+    }
+
     fn expected_portal(&self) -> BTreeMap<String, ExpectedDossier> {
         let now = self.now();
         self.lock_upstream().expected(now)
@@ -508,6 +576,14 @@ impl Shared {
         stats.portal_calls = portal.calls;
         stats.rejected_calls = portal.rejected_calls;
         stats.outage_answers = portal.outage_answers;
+        stats.portal_logins = portal.counts.logins;
+        stats.portal_session_refusals = portal.counts.session_refusals;
+        stats.portal_throttled = portal.counts.throttled;
+        stats.portal_early_calls = portal.counts.early_calls;
+        stats.portal_early_items = portal.counts.early_items;
+        stats.portal_exists_answers = portal.counts.exists_answers;
+        stats.portal_refused_by_fault = portal.counts.refused_by_fault;
+        stats.portal_dong_bo_calls = portal.counts.dong_bo_calls;
         stats.portal_down = self.portal_down.load(Ordering::SeqCst);
         stats
     }
@@ -593,13 +669,15 @@ impl World {
         }
         let self_syncing = opts.self_syncing()?;
         let (stop, stopped) = watch::channel(false);
+        let seed = opts.seed;
         let shared = Arc::new(Shared {
             faults: Mutex::new(faults::FaultBook::new(opts.seed)),
             opts,
             upstream: Mutex::new(upstream),
-            portal: Mutex::new(portal::PortalState::default()),
+            portal: Mutex::new(portal::PortalState::new(seed)),
             tokens: Mutex::new(Source::ALL.iter().map(|_| Tokens::default()).collect()),
             portal_down: AtomicBool::new(false),
+            late: Mutex::new(late::LateMeter::default()),
             stop: stopped,
             systems: OnceLock::new(),
             self_syncing,
@@ -742,6 +820,40 @@ impl World {
         self.shared.portal_down.store(down, Ordering::SeqCst);
     }
 
+    /// Changes how the portal misbehaves from now on (`PortalFaults::default()` stops it).
+    pub fn set_portal_faults(&self, faults: PortalFaults) {
+        self.shared.set_portal_faults(faults);
+    }
+
+    /// Every dossier object the portal accepted, in the order it applied them (a batch's items in
+    /// the order sent).
+    pub fn portal_receipts(&self) -> Vec<Receipt> {
+        self.shared.lock_portal().receipts.clone()
+    }
+
+    /// Which dossiers the portal shows late now, which of them falsely (the sources' own times
+    /// say the case is not late: ended on time, or not yet due), and the false-late
+    /// dossier-minutes and peak count over the ticks so far (see `late`). Also at `/_sim/late`.
+    pub fn portal_lateness(&self) -> PortalLateness {
+        self.shared.portal_lateness()
+    }
+
+    /// Starts the false-late totals again from now.
+    pub fn reset_lateness(&self) {
+        let now = self.shared.now();
+        lock(&self.shared.late).reset(now);
+    }
+
+    /// Adds a wave of dossiers coming due on a schedule (see [`DueWave`]): received earlier today,
+    /// being processed, each finishing at its scripted time (before its due time, or after it for
+    /// `late_share` of them) at the first change round after that time, and left alone by the
+    /// random changes until then. A paused world does not play the script. Returns them in due
+    /// order.
+    pub fn due_wave(&self, wave: &DueWave) -> anyhow::Result<Vec<ScriptedDossier>> {
+        let now = model::whole_second(self.shared.now());
+        self.shared.lock_upstream().due_wave(wave, now)
+    }
+
     pub fn expected_portal(&self) -> BTreeMap<String, ExpectedDossier> {
         self.shared.expected_portal()
     }
@@ -793,6 +905,7 @@ async fn ticker(shared: Arc<Shared>, mut stopped: watch::Receiver<bool>) {
         tokio::select! {
             _ = interval.tick() => {
                 shared.round(false);
+                shared.sample_lateness();
             }
             _ = stopped.wait_for(|s| *s) => return,
         }

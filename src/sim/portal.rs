@@ -1,9 +1,10 @@
 //! The National Public Service Portal (Cổng DVCQG), implementing `spec/dvcqg-portal.md`: session
 //! auth, `DongBoHoSoMC`, `CapNhatTienDoHoSoMC`, `TraCuuHoSo`, the portal's lateness judgement, and
 //! the simulator's own `/_sim/*` introspection and controls for tests that run the world as a
-//! separate process: `expected`, `quarantine`, `portal`, `stats`, `now`, `systems` (GET);
+//! separate process: `expected`, `quarantine`, `portal`, `stats`, `now`, `systems`, `late` (GET);
 //! `pause`, `resume`, `outage?down=`, `faults?system=` (a JSON `Faults`; GET lists them all),
-//! `bulk?system=&n=` and `silent?system=&n=` (POST).
+//! `portal_faults` (a JSON `PortalFaults`; GET shows them), `bulk?system=&n=` and
+//! `silent?system=&n=` (POST).
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -23,7 +24,7 @@ use jiff::{Timestamp, civil::DateTime};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Faults, PortalCopy, Shared,
+    Faults, PortalCopy, PortalFaults, Shared,
     model::{Source, is_end, whole_second},
 };
 use crate::clock::vn_tz;
@@ -39,6 +40,7 @@ const INVALID: &str = "-2";
 const EXISTS: &str = "-3";
 const UNKNOWN: &str = "-4";
 const SESSION: &str = "401";
+const THROTTLED: &str = "429";
 
 /// Progress items per `CapNhatTienDoHoSoMC` call (observed practice).
 const MAX_PROGRESS_ITEMS: usize = 10;
@@ -81,7 +83,50 @@ pub struct PortalState {
     pub rejected_calls: u64,
     pub outage_answers: u64,
     rng: Option<fastrand::Rng>,
+    /// Misbehaviour on demand, and its own draws (seeded, so that the same calls replay).
+    pub faults: PortalFaults,
+    fault_rng: Option<fastrand::Rng>,
+    /// Until when a throttled client was told to stay away (`Retry-After`).
+    quiet_until: Option<Instant>,
+    /// The items of throttled calls (service and item as sent), and until when each was told to
+    /// wait.
+    held: HashMap<String, Instant>,
+    pub counts: PortalCounts,
+    /// Every dossier object the portal accepted, in the order it applied them.
+    pub receipts: Vec<Receipt>,
 }
+
+/// What the portal saw of its clients' behaviour (see `SimStats`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PortalCounts {
+    pub logins: u64,
+    pub session_refusals: u64,
+    pub throttled: u64,
+    pub early_calls: u64,
+    pub early_items: u64,
+    pub exists_answers: u64,
+    pub refused_by_fault: u64,
+    pub dong_bo_calls: u64,
+}
+
+/// One dossier object the portal accepted (`World::portal_receipts`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    /// Position among every object accepted, from 0.
+    pub seq: u64,
+    /// The `DongBoHoSoMC` call it came in, counted from 1 (a batch shares its call).
+    pub call: u64,
+    pub code: String,
+    /// Simulated time of the call.
+    pub at: Timestamp,
+    /// Sent as an update (`isUpdating` "True").
+    pub update: bool,
+    pub status: Option<u8>,
+}
+
+/// How late a client may come back after a `Retry-After` and still count as having waited: the
+/// client's clock and the portal's are the same machine's, but each reads it at its own moment.
+const RETRY_AFTER_GRACE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl PortalState {
     /// An upstream system writes its own copy of a dossier (`self_sync`): a create or an update as
@@ -114,6 +159,62 @@ impl PortalState {
             }
         }
         true
+    }
+
+    /// A portal whose fault draws come from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { fault_rng: Some(fastrand::Rng::with_seed(seed ^ 0x0d0c_9a11_7e57_u64)), ..Self::default() }
+    }
+
+    /// The 429 answer this call gets, if any: inside a window a previous 429 opened, or drawn.
+    /// One draw per call whatever the settings, so that the stream does not depend on them. The
+    /// dossiers a throttled call carried are remembered until the window ends.
+    fn throttle(&mut self, body: &[u8]) -> Option<Response> {
+        let now = Instant::now();
+        let drawn = self.fault_rng.get_or_insert_with(fastrand::Rng::new).f64() < self.faults.throttle_429;
+        let wait = match self.quiet_until {
+            Some(until) if until > now + RETRY_AFTER_GRACE => {
+                self.counts.early_calls += 1;
+                until - now
+            }
+            _ if drawn => {
+                let wait = std::time::Duration::from_secs(self.faults.retry_after_secs.max(1));
+                self.quiet_until = Some(now + wait);
+                wait
+            }
+            _ => return None,
+        };
+        self.counts.throttled += 1;
+        // An item sent again while the 429 that refused it still holds: the client ignored the
+        // Retry-After for that very item, not only for the portal.
+        self.held.retain(|_, until| *until > now);
+        if let Ok(Value::Object(call)) = serde_json::from_slice::<Value>(body)
+            && let Some(Value::Array(items)) = call.get("data")
+        {
+            // The very item again (a newer state of the dossier, or another of its steps, is other
+            // work); a call's items once.
+            let service = text(&call, "service").ok().flatten().unwrap_or_default();
+            let keys: std::collections::BTreeSet<String> =
+                items.iter().map(|item| format!("{service} {item}")).collect();
+            for key in keys {
+                if self.held.get(&key).is_some_and(|until| *until > now + RETRY_AFTER_GRACE) {
+                    self.counts.early_items += 1;
+                }
+                self.held.insert(key, now + wait);
+            }
+        }
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        Some(
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                Json(json!({
+                    "error_code": THROTTLED,
+                    "message": format!("Vượt quá số lượng yêu cầu cho phép, vui lòng thử lại sau {secs} giây"),
+                })),
+            )
+                .into_response(),
+        )
     }
 
     pub fn snapshot(&self, now: Timestamp) -> BTreeMap<String, PortalCopy> {
@@ -362,6 +463,8 @@ fn as_flag(v: &Value) -> Option<bool> {
 }
 
 fn dong_bo(portal: &mut PortalState, body: &Map<String, Value>, now: Timestamp) -> Response {
+    portal.counts.dong_bo_calls += 1;
+    let call = portal.counts.dong_bo_calls;
     let Some(updating) = body.get("isUpdating").and_then(as_flag) else {
         portal.rejected_calls += 1;
         return answer(INVALID, "Tham số isUpdating không hợp lệ: phải là \"True\" hoặc \"False\"", vec![]);
@@ -377,10 +480,15 @@ fn dong_bo(portal: &mut PortalState, body: &Map<String, Value>, now: Timestamp) 
             continue;
         };
         let code = text(obj, "MaHoSo").ok().flatten().unwrap_or_default();
-        let outcome = validate_dossier(obj).map_err(|m| (INVALID, m)).and_then(|()| {
+        let outcome =
+            validate_dossier(obj).map_err(|m| (INVALID, m)).and_then(|()| refused_by_fault(portal, obj, &code));
+        let outcome = outcome.and_then(|()| {
             let ended = status_of(obj).is_some_and(is_end);
             match (updating, portal.copies.get_mut(&code)) {
-                (false, Some(_)) => Err((EXISTS, format!("Hồ sơ {code} đã tồn tại trên Cổng DVCQG"))),
+                (false, Some(_)) => {
+                    portal.counts.exists_answers += 1;
+                    Err((EXISTS, format!("Hồ sơ {code} đã tồn tại trên Cổng DVCQG")))
+                }
                 (true, None) => Err((UNKNOWN, format!("Hồ sơ {code} không tồn tại trên Cổng DVCQG"))),
                 (false, None) => {
                     portal.copies.insert(
@@ -406,9 +514,25 @@ fn dong_bo(portal: &mut PortalState, body: &Map<String, Value>, now: Timestamp) 
                 }
             }
         });
+        if outcome.is_ok() {
+            let seq = portal.receipts.len() as u64;
+            let status = status_of(obj);
+            portal.receipts.push(Receipt { seq, call, code: code.clone(), at: now, update: updating, status });
+        }
         outcomes.push((code, outcome));
     }
     batch_answer(portal, outcomes)
+}
+
+/// The permanent rejection `PortalFaults::reject` asks for, naming the field and its value.
+fn refused_by_fault(portal: &mut PortalState, obj: &Map<String, Value>, code: &str) -> Outcome {
+    let Some(field) = portal.faults.reject.get(code) else {
+        return Ok(());
+    };
+    let value = text(obj, field).ok().flatten().unwrap_or_default();
+    let message = invalid(field, &value, "không có trong danh mục của Cơ sở dữ liệu quốc gia về TTHC");
+    portal.counts.refused_by_fault += 1;
+    Err((INVALID, message))
 }
 
 fn tien_do(portal: &mut PortalState, body: &Map<String, Value>) -> Response {
@@ -470,6 +594,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/_sim/resume", post(sim_resume))
         .route("/_sim/outage", post(sim_outage))
         .route("/_sim/faults", get(sim_faults).post(sim_set_faults))
+        .route("/_sim/portal_faults", get(sim_portal_faults).post(sim_set_portal_faults))
+        .route("/_sim/late", get(sim_late))
         .route("/_sim/systems", get(sim_systems))
         .route("/_sim/bulk", post(sim_bulk))
         .route("/_sim/silent", post(sim_silent))
@@ -489,6 +615,8 @@ fn admit(shared: &Shared, headers: &HeaderMap, body: &[u8]) -> Result<Map<String
             Json(json!({ "error_code": "503", "message": "Hệ thống đang bảo trì, vui lòng thử lại sau" })),
         )
             .into_response()
+    } else if let Some(throttled) = portal.throttle(body) {
+        throttled
     } else {
         let dstcode = headers.get("dstcode").and_then(|v| v.to_str().ok());
         if dstcode != Some(shared.opts.portal_dstcode.as_str()) {
@@ -529,8 +657,12 @@ async fn auth(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     portal.sessions.retain(|_, exp| *exp > now);
     let rng = portal.rng.get_or_insert_with(fastrand::Rng::new);
     let session = format!("{:016x}{:016x}", rng.u64(..), rng.u64(..));
-    let ttl = shared.opts.portal_session_ttl;
+    let ttl = match portal.faults.session_ttl_ms {
+        0 => shared.opts.portal_session_ttl,
+        ms => std::time::Duration::from_millis(ms),
+    };
     portal.sessions.insert(session.clone(), now + ttl);
+    portal.counts.logins += 1;
     Json(json!({ "session": session, "error_code": 0, "message": "Đăng nhập thành công" })).into_response()
 }
 
@@ -540,33 +672,46 @@ async fn integration(State(shared): State<Arc<Shared>>, headers: HeaderMap, body
         Err(answer) => return *answer,
     };
     let now = shared.now();
+    let (response, delay) = serve(&shared, &obj, now);
+    if !delay.is_zero() {
+        // The items are applied: a client that dies before this answer never learns it.
+        tokio::time::sleep(delay).await;
+    }
+    response
+}
+
+/// One integration call after admission: its answer, and how long to hold it back
+/// (`PortalFaults::slow_ms`, for `DongBoHoSoMC`).
+fn serve(shared: &Shared, obj: &Map<String, Value>, now: Timestamp) -> (Response, std::time::Duration) {
     let mut portal = shared.lock_portal();
-    let session_ok = text(&obj, "session")
+    let session_ok = text(obj, "session")
         .ok()
         .flatten()
         .and_then(|s| portal.sessions.get(&s).copied())
         .is_some_and(|exp| exp > Instant::now());
+    let no_delay = std::time::Duration::ZERO;
     if !session_ok {
         portal.rejected_calls += 1;
-        return answer(SESSION, "Phiên làm việc không hợp lệ hoặc đã hết hạn", vec![]);
+        portal.counts.session_refusals += 1;
+        return (answer(SESSION, "Phiên làm việc không hợp lệ hoặc đã hết hạn", vec![]), no_delay);
     }
-    let madonvi = text(&obj, "madonvi").ok().flatten().unwrap_or_default();
+    let madonvi = text(obj, "madonvi").ok().flatten().unwrap_or_default();
     if madonvi != shared.opts.portal_madonvi {
         portal.rejected_calls += 1;
-        return answer(
-            CONFIG_FAULT,
-            &format!("Mã đơn vị không hợp lệ hoặc không được phép đồng bộ: \"{madonvi}\""),
-            vec![],
-        );
+        let message = format!("Mã đơn vị không hợp lệ hoặc không được phép đồng bộ: \"{madonvi}\"");
+        return (answer(CONFIG_FAULT, &message, vec![]), no_delay);
     }
-    let service = text(&obj, "service").ok().flatten().unwrap_or_default();
+    let service = text(obj, "service").ok().flatten().unwrap_or_default();
     match service.as_str() {
-        "DongBoHoSoMC" => dong_bo(&mut portal, &obj, now),
-        "CapNhatTienDoHoSoMC" => tien_do(&mut portal, &obj),
-        "TraCuuHoSo" => tra_cuu(&mut portal, &obj),
+        "DongBoHoSoMC" => {
+            let delay = std::time::Duration::from_millis(portal.faults.slow_ms);
+            (dong_bo(&mut portal, obj, now), delay)
+        }
+        "CapNhatTienDoHoSoMC" => (tien_do(&mut portal, obj), no_delay),
+        "TraCuuHoSo" => (tra_cuu(&mut portal, obj), no_delay),
         other => {
             portal.rejected_calls += 1;
-            answer(CONFIG_FAULT, &format!("Dịch vụ \"{other}\" không được hỗ trợ"), vec![])
+            (answer(CONFIG_FAULT, &format!("Dịch vụ \"{other}\" không được hỗ trợ"), vec![]), no_delay)
         }
     }
 }
@@ -611,6 +756,27 @@ async fn sim_outage(State(shared): State<Arc<Shared>>, Query(q): Query<HashMap<S
     };
     shared.portal_down.store(down, Ordering::SeqCst);
     Json(json!({ "ok": true, "down": down })).into_response()
+}
+
+/// Which dossiers the portal shows late now, which of them falsely, and the false-late total so
+/// far (see `World::portal_lateness`).
+async fn sim_late(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.portal_lateness()).into_response()
+}
+
+async fn sim_portal_faults(State(shared): State<Arc<Shared>>) -> Response {
+    Json(shared.lock_portal().faults.clone()).into_response()
+}
+
+/// Replaces the portal's faults: `POST /_sim/portal_faults` with a JSON `PortalFaults` (missing
+/// fields are zero, so `{}` clears them).
+async fn sim_set_portal_faults(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let faults: PortalFaults = match serde_json::from_slice(&body) {
+        Ok(f) => f,
+        Err(e) => return bad_request(&format!("expected a PortalFaults object: {e}")),
+    };
+    shared.set_portal_faults(faults);
+    Json(json!({ "ok": true, "faults": shared.lock_portal().faults.clone() })).into_response()
 }
 
 fn bad_request(message: &str) -> Response {

@@ -31,6 +31,10 @@ use super::{
 };
 use crate::clock::vn_tz;
 
+mod scenario;
+
+pub use scenario::{DueWave, ScriptedDossier};
+
 /// A record as an upstream system holds it.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -355,6 +359,8 @@ pub struct Upstream {
     /// no applicant files one of them twice, so that the same procedure and applicant mean the same
     /// case in this world, as they do to the bridge.
     identity_linked: BTreeSet<String>,
+    /// Scripted finishes still to come (see [`Upstream::due_wave`]).
+    script: scenario::Script,
 }
 
 /// Where a dossier code ends in its sequence number: `H26.31-251215-0007` → 7.
@@ -454,6 +460,7 @@ impl Upstream {
             skew: [SignedDuration::ZERO; 6],
             templates: Source::ALL.iter().map(|_| HashMap::new()).collect(),
             identity_linked: BTreeSet::new(),
+            script: scenario::Script::default(),
         }
     }
 
@@ -837,7 +844,7 @@ impl Upstream {
                 .cases
                 .iter()
                 .filter_map(|c| self.authoritative(c))
-                .filter(|m| only.is_none_or(|s| m.0 == s) && !touched.contains(m))
+                .filter(|m| only.is_none_or(|s| m.0 == s) && !touched.contains(m) && !self.script.holds(m))
                 .filter(|&m| {
                     self.dossier(m).is_some_and(|d| {
                         matches!(d.status, 2 | 4 | 5 | 9) && d.updated_at + self.step_gap(d) <= self.stamp(m.0, now)

@@ -412,3 +412,64 @@ fn a_full_sweep_catches_a_change_the_updated_time_hides() {
         assert_eq!(stored_hash(5).await, want, "the full sweep does");
     });
 }
+
+/// A source whose "updated since" filter, like its dates, has whole seconds (the Ministry of
+/// Justice's `capNhatTu`, "yyyy-MM-dd HH:mm:ss"): asked for records since 00:50:00.5, which the
+/// request can only say as 00:50:00, it rightly answers those updated at 00:50:00 too.
+struct WholeSecondFetch {
+    records: Vec<(Timestamp, u32)>,
+}
+
+impl Fetch for WholeSecondFetch {
+    async fn fetch(&mut self, req: &PageRequest) -> Result<PageAnswer, Failure> {
+        let from = req.since.map(|s| Timestamp::from_second(s.as_second()).unwrap());
+        let mut rows: Vec<&(Timestamp, u32)> =
+            self.records.iter().filter(|(t, _)| from.is_none_or(|f| *t >= f)).collect();
+        rows.sort();
+        let utc = jiff::tz::TimeZone::UTC;
+        let records = rows
+            .iter()
+            .map(|(t, id)| {
+                let updated = t.to_zoned_datetime(utc.clone()).strftime("%Y-%m-%d %H:%M:%S").to_string();
+                json!({"id": id.to_string(), "code": format!("C-{id}"), "proc": "1.000001",
+                       "received": "2026-01-05 01:00:00", "updated": updated, "status": "A"})
+            })
+            .collect();
+        Ok(PageAnswer { records, texts: None, next: None })
+    }
+}
+
+/// Found by `bench delivery` (the Ministry of Justice's poller failed every poll for hours): the
+/// cursor is capped at the poll's start minus the lookback, so it carries a fraction of a second;
+/// the filter sent drops it (the descriptor's date format has whole seconds), and a record updated
+/// in that very second is then judged "outside the filter". Three asks later the poll fails, and
+/// every poll after it, until that record changes again.
+#[ignore = "bug: records in the second the `since` filter was truncated to are judged outside the filter \
+            (src/source/mod.rs fetch_fresh compares with the unrounded cursor): the poll fails until they change"]
+#[test]
+fn regression_a_record_in_the_second_the_filter_was_rounded_to() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (_dir, writer, clock) = fresh_store();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        *clock.0.lock().unwrap() = at("2026-03-09T01:00:00.5Z");
+        let fetch =
+            WholeSecondFetch { records: vec![(at("2026-03-09T00:50:00Z"), 1), (at("2026-03-09T00:59:00Z"), 2)] };
+        let text = include_str!("../../adapters/moj.toml");
+        let mut d = descriptor(true);
+        d.dates = Descriptor::parse(text).unwrap().dates;
+        d.dates.time_zone = "UTC".into();
+        let ctx = Arc::new(MergeCtx::default());
+        let mut poller = Poller::new("fake", Mapper::new(d), fetch, 300, clock.clone(), writer.clone(), ctx);
+        let stop = CancellationToken::new();
+        poller.poll(&stop, false).await.unwrap();
+        // The cursor is now 00:55:00.5 (the poll's start minus the lookback); the next poll asks
+        // since 00:50:00.5, sent as "2026-03-09 00:50:00".
+        clock.tick(10);
+        let report = poller.poll(&stop, false).await.map_err(|e| format!("{e:#}"));
+        match report {
+            Ok(r) => assert!(r.complete),
+            Err(e) => panic!("the second poll fails, though the source did as asked: {e}"),
+        }
+    });
+}

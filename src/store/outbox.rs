@@ -380,28 +380,6 @@ pub fn retry(conn: &Connection, id: i64, error: &str, next_at: Timestamp) -> any
 }
 
 /// A permanent rejection: park the row with the portal's message, for an operator.
-/// A delivery the portal rejected, waiting for a fix and a re-sync.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Parked {
-    pub code: String,
-    pub kind: String,
-    pub version: i64,
-    /// The portal's message.
-    pub message: Option<String>,
-    pub enqueued_at: String,
-}
-
-/// The parked deliveries, oldest first, up to `limit`.
-pub fn parked(conn: &Connection, limit: usize) -> anyhow::Result<Vec<Parked>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT code, kind, version, last_error, enqueued_at FROM outbox WHERE state = 'parked' ORDER BY id LIMIT ?1",
-    )?;
-    let rows = stmt.query_map([limit as i64], |r| {
-        Ok(Parked { code: r.get(0)?, kind: r.get(1)?, version: r.get(2)?, message: r.get(3)?, enqueued_at: r.get(4)? })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 pub fn park(conn: &mut Connection, row: &Row, message: &str, now: Timestamp) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
     tx.prepare_cached("UPDATE outbox SET attempts = attempts + 1, last_error = ?2, state = 'parked' WHERE id = ?1")?
@@ -464,31 +442,4 @@ pub fn progress_retry(conn: &Connection, rows: &[ProgressRow], error: &str, next
         )?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-#[test]
-fn a_rejected_row_is_parked_with_the_portals_message_and_listed() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut conn = super::open_writer(&dir.path().join("t.db")).unwrap();
-    let now: Timestamp = "2026-03-09T00:00:00Z".parse().unwrap();
-    let row = NewRow {
-        dossier_id: 1,
-        code: "C-1",
-        kind: Kind::Upsert,
-        version: 2,
-        content_hash: "h",
-        payload: r#"{"MaHoSo":"C-1"}"#,
-        deadline: None,
-        fresh: true,
-        force: false,
-    };
-    assert_eq!(enqueue(&conn, row, now).unwrap(), 1);
-    let queued = next_batch(&conn, now, 10, Order::Edf).unwrap().remove(0);
-    park(&mut conn, &queued, "MaTTHC không hợp lệ", now).unwrap();
-    let parked = parked(&conn, 10).unwrap();
-    assert_eq!(parked.len(), 1);
-    assert_eq!((parked[0].code.as_str(), parked[0].version), ("C-1", 2));
-    assert_eq!(parked[0].message.as_deref(), Some("MaTTHC không hợp lệ"));
-    assert!(next_batch(&conn, now, 10, Order::Edf).unwrap().is_empty(), "not sent again until a re-sync");
 }

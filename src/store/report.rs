@@ -46,7 +46,23 @@ pub struct DeliveryStatus {
     pub progress_unsent: i64,
     pub live_on_portal: i64,
     pub closed_duplicates: i64,
+    /// The parked rows, oldest first (at most [`PARKED_LISTED`]): what an operator must fix.
+    pub parked_rows: Vec<ParkedRow>,
 }
+
+/// A delivery the portal refused for good, waiting for a fix and `resync --parked`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkedRow {
+    pub code: String,
+    pub version: i64,
+    /// The portal's message, as it gave it.
+    pub error: Option<String>,
+    pub attempts: i64,
+    pub enqueued_at: String,
+}
+
+/// Parked rows listed by [`delivery`] (all are counted).
+pub const PARKED_LISTED: usize = 20;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Overview {
@@ -103,9 +119,25 @@ pub fn delivery(conn: &Connection) -> rusqlite::Result<DeliveryStatus> {
     let (live, closed) = conn
         .prepare_cached("SELECT COALESCE(SUM(live = 1), 0), COALESCE(SUM(live = 0), 0) FROM portal_state")?
         .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let parked_rows = conn
+        .prepare_cached(
+            "SELECT code, version, last_error, attempts, enqueued_at FROM outbox WHERE state = 'parked'
+             ORDER BY enqueued_at, id LIMIT ?1",
+        )?
+        .query_map([PARKED_LISTED as i64], |r| {
+            Ok(ParkedRow {
+                code: r.get(0)?,
+                version: r.get(1)?,
+                error: r.get(2)?,
+                attempts: r.get(3)?,
+                enqueued_at: r.get(4)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(DeliveryStatus {
         queued,
         parked,
+        parked_rows,
         oldest_queued_at: oldest,
         progress_unsent,
         live_on_portal: live,

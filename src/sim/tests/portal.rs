@@ -309,3 +309,163 @@ fn portal_judges_lateness_as_the_spec_says() {
     stopped["GhiChu"] = json!("Dừng xử lý theo đề nghị của BTP-260309-000001");
     assert!(!portal::is_closed_duplicate(stopped.as_object().unwrap()), "naming only itself");
 }
+
+#[tokio::test]
+async fn portal_faults_throttle_shorten_sessions_hold_answers_and_refuse_chosen_dossiers() {
+    use crate::sim::PortalFaults;
+    let w = World::start(opts()).await.unwrap();
+    let p = Portal::login(&w).await;
+
+    // Throttled: a 429 with Retry-After; a call inside that window is answered 429 again and
+    // counted as early, even once the throttling is switched off, and a dossier it carries again
+    // is counted too.
+    w.set_portal_faults(PortalFaults { throttle_429: 1.0, retry_after_secs: 1, ..PortalFaults::default() });
+    let create = json!({"isUpdating": "False", "data": [dossier("H26.31-260309-9100", 2)]});
+    let resp =
+        p.c.post(format!("{}{}", w.portal_url, INTEGRATION_PATH))
+            .header("dstcode", "G22.HP")
+            .json(&json!({"session": p.session, "madonvi": "000.00.00.H26", "service": "DongBoHoSoMC",
+                      "isUpdating": "False", "data": create["data"]}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    w.set_portal_faults(PortalFaults::default());
+    let (status, _) = p.call_status("DongBoHoSoMC", create.clone()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "inside the window");
+    let (status, _) = p.call_status("TraCuuHoSo", json!({"mahoso": "X"})).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "inside the window");
+    let s = w.stats();
+    assert_eq!((s.portal_throttled, s.portal_early_calls, s.portal_early_items), (3, 2, 1));
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    assert_eq!(p.call("TraCuuHoSo", json!({"mahoso": "X"})).await["error_code"], "0", "the window has passed");
+
+    // Short sessions.
+    w.set_portal_faults(PortalFaults { session_ttl_ms: 200, ..PortalFaults::default() });
+    let short = Portal::login(&w).await;
+    assert_eq!(short.call("TraCuuHoSo", json!({"mahoso": "X"})).await["error_code"], "0");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(short.call("TraCuuHoSo", json!({"mahoso": "X"})).await["error_code"], "401");
+    assert_eq!(p.call("TraCuuHoSo", json!({"mahoso": "X"})).await["error_code"], "0", "older sessions keep theirs");
+    let s = w.stats();
+    assert_eq!((s.portal_logins, s.portal_session_refusals), (2, 1));
+
+    // Chosen dossiers refused for good, naming the field and its value; the rest of the batch
+    // is applied.
+    // (Set over HTTP, as a test running the world in another process would.)
+    let refused = "H26.31-260309-9101";
+    let r = p.c.post(format!("{}/_sim/portal_faults", w.portal_url)).json(&json!({"reject": {refused: "MaTTHC"}}));
+    assert!(r.send().await.unwrap().status().is_success());
+    let (_, shown) = get_json(p.c.get(format!("{}/_sim/portal_faults", w.portal_url))).await;
+    assert_eq!(shown["reject"][refused], "MaTTHC", "{shown}");
+    let (status, _) = get_json(p.c.post(format!("{}/_sim/portal_faults", w.portal_url)).body("{\"rejet\": {}}")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "a typo is refused");
+    let a = p.sync(false, json!([dossier(refused, 2), dossier("H26.31-260309-9102", 2)])).await;
+    let message = item(&a, 0)["message"].as_str().unwrap();
+    assert!(message.contains("MaTTHC") && message.contains("1.001193"), "{message}");
+    assert_eq!(item(&a, 1)["error_code"], "0");
+    let a = p.sync(false, json!([dossier(refused, 2)])).await;
+    assert_ne!(a["error_code"], "0", "refused again: the rejection is permanent");
+    assert_eq!(w.stats().portal_refused_by_fault, 2);
+
+    // Slow answers: the items are applied before the answer is sent.
+    w.set_portal_faults(PortalFaults { slow_ms: 400, ..PortalFaults::default() });
+    let t0 = std::time::Instant::now();
+    let sent = p.sync(false, json!([dossier(refused, 2)]));
+    let watch = async {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        w.portal_snapshot().contains_key(refused)
+    };
+    let (a, held) = tokio::join!(sent, watch);
+    assert_eq!(a["error_code"], "0");
+    assert!(held, "the portal holds the dossier before it answers");
+    assert!(t0.elapsed() >= Duration::from_millis(400));
+    w.set_portal_faults(PortalFaults::default());
+
+    // A create of a dossier the portal holds is counted; every accepted object is in the
+    // receipts, batch by batch.
+    assert_eq!(p.sync(false, json!([dossier(refused, 4)])).await["error_code"], "-3");
+    assert_eq!(w.stats().portal_exists_answers, 1);
+    let receipts: Vec<(u64, String, bool)> =
+        w.portal_receipts().into_iter().map(|r| (r.call, r.code, r.update)).collect();
+    assert_eq!(receipts, [(1, "H26.31-260309-9102".to_owned(), false), (3, refused.to_owned(), false)]);
+    w.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_due_wave_plays_its_script_and_the_portal_shows_what_arrives_falsely_late() {
+    use crate::sim::DueWave;
+    let w = World::start(opts()).await.unwrap();
+    let p = Portal::login(&w).await;
+    let now = w.now();
+    let mins = SignedDuration::from_mins;
+    let wave = |n, from, to, late_share| DueWave {
+        n,
+        due_from: now + mins(from),
+        due_to: now + mins(to),
+        lead: (mins(5), mins(10)),
+        late_share,
+        systems: vec![],
+    };
+    // Due and finished on time before now; due later; due and finished late before now.
+    let on_time = w.due_wave(&wave(4, -30, -20, 0.0)).unwrap();
+    let later = w.due_wave(&wave(2, 60, 90, 0.0)).unwrap();
+    let late = w.due_wave(&wave(2, -60, -50, 1.0)).unwrap();
+    assert!(on_time.iter().chain(&later).all(|d| d.on_time() && d.finish_at < d.due_at));
+    assert!(late.iter().all(|d| !d.on_time()));
+    assert!(on_time.windows(2).all(|w| w[0].due_at <= w[1].due_at), "in due order");
+    let all: Vec<_> = on_time.iter().chain(&later).chain(&late).collect();
+    let expected = w.expected_portal();
+    for d in &all {
+        let e = &expected[&d.code];
+        assert_eq!((e.status, e.due_at), (4, d.due_at), "{} is being processed, due as scripted", d.code);
+    }
+
+    // The portal holds them all open, as the bridge pushed them before the script played.
+    let open = |d: &crate::sim::ScriptedDossier, status: u8| {
+        let mut o = dossier(&d.code, status);
+        o["NgayHenTra"] = json!(format_time(d.due_at));
+        if status == 9 {
+            o["NgayKetThucXuLy"] = json!(format_time(d.finish_at));
+        }
+        o
+    };
+    let objects: Vec<Value> = all.iter().map(|d| open(d, 4)).collect();
+    assert_eq!(p.sync(false, Value::Array(objects)).await["error_code"], "0");
+    let l = w.portal_lateness();
+    assert_eq!((l.shown_late, l.false_late), (6, 0), "open past due at the sources too: late, not falsely");
+
+    // The script finishes what is due by now; the random changes never touch the rest.
+    for _ in 0..30 {
+        w.change_now();
+    }
+    let expected = w.expected_portal();
+    // (Once finished, a dossier is the random changes' again: some are returned, status 10.)
+    assert!(on_time.iter().chain(&late).all(|d| expected[&d.code].ended_at == Some(d.finish_at)));
+    assert!(later.iter().all(|d| expected[&d.code].status == 4), "not finished before its time");
+    let l = w.portal_lateness();
+    let mut codes: Vec<String> = on_time.iter().map(|d| d.code.clone()).collect();
+    codes.sort();
+    assert_eq!((l.shown_late, l.false_late, &l.false_late_codes), (6, 4, &codes));
+
+    // The meter adds the count over simulated time between samples (60× here).
+    w.shared.sample_lateness();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.shared.sample_lateness();
+    let l = w.portal_lateness();
+    assert!((1.9..2.6).contains(&l.false_late_dossier_minutes), "4 dossiers × ½ minute: {l:?}");
+    assert_eq!((l.peak_false_late, l.samples), (4, 2));
+
+    // Their finishes reach the portal: nothing is falsely late; the late ones stay late.
+    let finished: Vec<Value> = on_time.iter().chain(&late).map(|d| open(d, 9)).collect();
+    assert_eq!(p.sync(true, Value::Array(finished)).await["error_code"], "0");
+    let l = w.portal_lateness();
+    assert_eq!((l.shown_late, l.false_late), (2, 0));
+    let c = client();
+    let (_, body) = get_json(c.get(format!("{}/_sim/late", w.portal_url))).await;
+    assert_eq!((body["shown_late"].as_u64(), body["false_late"].as_u64()), (Some(2), Some(0)), "{body}");
+    w.reset_lateness();
+    assert_eq!(w.portal_lateness().false_late_dossier_minutes, 0.0);
+    w.shutdown().await;
+}
