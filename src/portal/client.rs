@@ -41,6 +41,9 @@ pub struct PortalClient {
     /// The session, shared the same way: a portal that keeps one session per user would otherwise
     /// have two clients log each other out in turn.
     session: Arc<std::sync::Mutex<Option<String>>>,
+    /// The portal asked for quiet (`Retry-After` on a 429 or 503) until then: no call at all goes
+    /// out before it, from any client of the daemon, not only the refused one again.
+    quiet_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 fn code_of(v: &Value) -> String {
@@ -119,6 +122,7 @@ impl PortalClient {
             cfg,
             password,
             session: Arc::default(),
+            quiet_until: Arc::default(),
         })
     }
 
@@ -131,6 +135,7 @@ impl PortalClient {
             client: self.client.clone(),
             limiter: self.limiter.clone(),
             session: self.session.clone(),
+            quiet_until: self.quiet_until.clone(),
         }
     }
 
@@ -143,7 +148,30 @@ impl PortalClient {
     }
 
     async fn post(&self, path: &str, body: &Value) -> Result<Value, Failure> {
+        // Not sent at all inside the quiet time: the caller reschedules its work for after it
+        // (waiting here would hold a stop up for as long as the portal asked).
+        let quiet = *self.quiet_until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(left) = quiet.and_then(|until| until.checked_duration_since(tokio::time::Instant::now())) {
+            return Err(Failure::Transient {
+                reason: format!("the portal asked for quiet (Retry-After): {} s left", left.as_secs_f64().ceil()),
+                retry_after: Some(left),
+            });
+        }
         self.limiter.until_ready().await;
+        let answer = self.send(path, body).await;
+        if let Err(f) = &answer
+            && let Some(wait) = f.retry_after()
+        {
+            let until = tokio::time::Instant::now() + wait;
+            let mut q = self.quiet_until.lock().unwrap_or_else(|e| e.into_inner());
+            if q.is_none_or(|t| t < until) {
+                *q = Some(until);
+            }
+        }
+        answer
+    }
+
+    async fn send(&self, path: &str, body: &Value) -> Result<Value, Failure> {
         let resp = self
             .client
             .post(format!("{}{}", self.cfg.base_url.trim_end_matches('/'), path))
