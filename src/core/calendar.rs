@@ -1243,7 +1243,7 @@ fn when(dt: DateTime) -> String {
 }
 
 /// Working time for people: "24 h", "6 h 48 min", "45 min", "1 h 30 s".
-fn span(d: SignedDuration) -> String {
+pub fn span(d: SignedDuration) -> String {
     let secs = d.as_secs();
     let parts = [(secs / 3600, "h"), (secs % 3600 / 60, "min"), (secs % 60, "s")];
     let shown: Vec<String> = parts.iter().filter(|(n, _)| *n != 0).map(|(n, unit)| format!("{n} {unit}")).collect();

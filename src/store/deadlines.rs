@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::synclog::{self, Entry, Level};
 use super::{parse_ts, ts};
-use crate::core::calendar::Calendar;
+use crate::core::calendar::{self, Calendar};
 use crate::core::timefmt::display_time;
 
 /// `dossiers.watch_state`: what the watch has logged for the current `watch_due`.
@@ -122,7 +122,7 @@ pub fn watch(
                 format!(
                     "open (status {status}), due {}: {} of working time left",
                     display_time(due),
-                    working_span(left)
+                    calendar::span(left)
                 ),
             )
             .dossier(&d.code)
@@ -132,16 +132,6 @@ pub fn watch(
     }
     tx.commit()?;
     Ok(report)
-}
-
-/// "3 h 30 min", "45 min".
-fn working_span(d: jiff::SignedDuration) -> String {
-    let mins = d.as_secs() / 60;
-    match (mins / 60, mins % 60) {
-        (0, m) => format!("{m} min"),
-        (h, 0) => format!("{h} h"),
-        (h, m) => format!("{h} h {m} min"),
-    }
 }
 
 /// An open dossier coming due.
