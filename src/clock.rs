@@ -73,6 +73,38 @@ impl Clock for SimClock {
     }
 }
 
+/// A task's schedule in clock time (which a simulated clock runs faster than real time): due at
+/// the first look, then each time `every` has passed since the last run.
+#[derive(Debug, Clone, Copy)]
+pub struct Every {
+    every: jiff::SignedDuration,
+    last: Option<Timestamp>,
+}
+
+impl Every {
+    pub fn new(every: jiff::SignedDuration) -> Every {
+        Every { every, last: None }
+    }
+
+    /// Whether a run is due at `now`; if so it counts as run, and the answer is the clock time
+    /// since the last run (`every` at the first).
+    pub fn due(&mut self, now: Timestamp) -> Option<jiff::SignedDuration> {
+        let since = self.last.map_or(self.every, |l| now.duration_since(l));
+        (self.last.is_none() || since >= self.every).then(|| {
+            self.last = Some(now);
+            since
+        })
+    }
+}
+
+/// Wait for the next look of an [`Every`] loop: a real second, or until `stop` fires.
+pub async fn tick(stop: &tokio_util::sync::CancellationToken) {
+    tokio::select! {
+        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+        _ = stop.cancelled() => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +117,15 @@ mod tests {
         let later = anchor.checked_add(jiff::SignedDuration::from_secs(10)).unwrap();
         assert_eq!(c.at(later), "2026-03-09T00:40:00Z".parse::<Timestamp>().unwrap());
         assert_eq!(c.at(anchor), start);
+    }
+
+    #[test]
+    fn due_at_the_first_look_then_each_time_the_interval_has_passed() {
+        let t = |s: i64| Timestamp::from_second(1_773_000_000 + s).unwrap();
+        let mut e = Every::new(jiff::SignedDuration::from_secs(60));
+        assert_eq!(e.due(t(0)), Some(jiff::SignedDuration::from_secs(60)), "at once, a full interval");
+        assert_eq!(e.due(t(59)), None);
+        assert_eq!(e.due(t(75)), Some(jiff::SignedDuration::from_secs(75)), "the time since the last run");
+        assert_eq!(e.due(t(100)), None);
     }
 }

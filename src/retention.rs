@@ -3,12 +3,11 @@
 //! The chain stays verifiable from the last entry pruned (`store::synclog::prune`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::SharedClock;
+use crate::clock::{self, Every, SharedClock};
 use crate::config::Settings;
 use crate::store::{Writer, synclog};
 
@@ -23,19 +22,15 @@ pub async fn run(settings: Arc<Settings>, writer: Writer, clock: SharedClock, st
         return;
     }
     let keep = SignedDuration::from_hours(24 * i64::from(days));
-    let mut last: Option<Timestamp> = None;
+    let mut schedule = Every::new(EVERY);
     while !stop.is_cancelled() {
         let now = clock.now();
-        if last.is_none_or(|l| now.duration_since(l) >= EVERY) {
-            last = Some(now);
-            if let Err(e) = prune(&writer, now, keep, &stop).await {
-                tracing::error!(error = %format!("{e:#}"), "pruning the sync log failed; it is tried again in an hour");
-            }
+        if schedule.due(now).is_some()
+            && let Err(e) = prune(&writer, now, keep, &stop).await
+        {
+            tracing::error!(error = %format!("{e:#}"), "pruning the sync log failed; it is tried again in an hour");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.cancelled() => {}
-        }
+        clock::tick(&stop).await;
     }
 }
 

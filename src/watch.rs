@@ -3,34 +3,24 @@
 //! (`store::deadlines::watch`). Its own task: the poll and delivery loops never wait on it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
-use crate::clock::SharedClock;
+use crate::clock::{self, Every, SharedClock};
 use crate::config::Settings;
 use crate::store::{Writer, deadlines};
 
-/// How often the task wakes to see whether a look is due (real time; the interval itself is in
-/// clock time, which a simulated clock runs faster).
-const TICK: Duration = Duration::from_secs(1);
-
 pub async fn run(settings: Arc<Settings>, writer: Writer, clock: SharedClock, stop: CancellationToken) {
-    let every = SignedDuration::from_secs(settings.config.deadlines.watch_interval_secs as i64);
-    let mut last: Option<Timestamp> = None;
+    let mut schedule = Every::new(SignedDuration::from_secs(settings.config.deadlines.watch_interval_secs as i64));
     while !stop.is_cancelled() {
         let now = clock.now();
-        if last.is_none_or(|l| now.duration_since(l) >= every) {
-            last = Some(now);
-            if let Err(e) = look(&settings, &writer, now).await {
-                tracing::error!(error = %format!("{e:#}"), "the deadline watch failed; it tries again at its next look");
-            }
+        if schedule.due(now).is_some()
+            && let Err(e) = look(&settings, &writer, now).await
+        {
+            tracing::error!(error = %format!("{e:#}"), "the deadline watch failed; it tries again at its next look");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(TICK) => {}
-            _ = stop.cancelled() => {}
-        }
+        clock::tick(&stop).await;
     }
 }
 

@@ -23,16 +23,12 @@ use rusqlite::Connection;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{CallError, PortalClient};
-use crate::clock::SharedClock;
+use crate::clock::{self, Every, SharedClock};
 use crate::config::Settings;
 use crate::core::verify::{View, compare};
 use crate::store::ingest::MergeCtx;
 use crate::store::verify::{self as stored, Candidate, Finding, RecordReport};
 use crate::store::{self, Writer};
-
-/// How often the task wakes to see whether a round is due (real time; the interval is in clock
-/// time, which a simulated clock runs faster).
-const TICK: Duration = Duration::from_secs(1);
 
 /// Read-backs recorded per writer transaction.
 const CHUNK: usize = 10;
@@ -110,19 +106,15 @@ impl Sweep {
 
     async fn run(&mut self, stop: CancellationToken) {
         let cfg = self.settings.config.verify.clone();
-        let every = SignedDuration::from_secs(cfg.recent_interval_secs as i64);
-        let mut last: Option<Timestamp> = None;
-        let mut last_tidy: Option<Timestamp> = None;
+        let mut schedule = Every::new(SignedDuration::from_secs(cfg.recent_interval_secs as i64));
+        let mut tidy = Every::new(self.cycle());
         while !stop.is_cancelled() {
             let now = self.clock.now();
-            if last.is_none_or(|l| now.duration_since(l) >= every) {
-                let elapsed = last.map_or(every, |l| now.duration_since(l));
-                last = Some(now);
-                if last_tidy.is_none_or(|t| now.duration_since(t) >= self.cycle()) {
-                    last_tidy = Some(now);
-                    if let Err(e) = self.writer.call(|c| stored::forget_gone(c)).await {
-                        tracing::warn!(error = %format!("{e:#}"), "verify: cannot drop the marks of joined cases");
-                    }
+            if let Some(elapsed) = schedule.due(now) {
+                if tidy.due(now).is_some()
+                    && let Err(e) = self.writer.call(|c| stored::forget_gone(c)).await
+                {
+                    tracing::warn!(error = %format!("{e:#}"), "verify: cannot drop the marks of joined cases");
                 }
                 match self.round(now, elapsed, &stop).await {
                     Ok(report) if report.divergent > 0 => tracing::info!(
@@ -140,10 +132,7 @@ impl Sweep {
                     }
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(TICK) => {}
-                _ = stop.cancelled() => {}
-            }
+            clock::tick(&stop).await;
         }
     }
 
