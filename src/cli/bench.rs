@@ -338,8 +338,10 @@ fn merge(dossiers: usize, duplicated: f64) -> anyhow::Result<()> {
         let t = Instant::now();
         for case in &cases {
             let members: Vec<Member<'_>> = case.iter().map(|(r, k)| Member { record: r, kind: *k }).collect();
-            if members.len() > 1 {
-                pairs += usize::from(merge::link_rule(members[1].record, members[0].record).is_some());
+            // The link decision the store takes for the ministry copy, the city copy stored.
+            if let [city, moj] = &members[..] {
+                let found = [crate::core::link::Candidate::of(1, city.record)];
+                pairs += usize::from(crate::core::link::decide(moj.record, None, &found, None).case == Some(1));
             }
             // The merge, then the due-time reckoning of the canonical state, as the store does.
             if let Some(MergeOutcome::Ok(c)) = merge::merge(&members, &cutover, None) {

@@ -33,6 +33,21 @@ pub struct Candidate {
     pub split: bool,
 }
 
+impl Candidate {
+    /// A stored record of case `case`, found through a shared code.
+    pub fn of(case: i64, r: &SourceRecord) -> Candidate {
+        Candidate {
+            case,
+            source: r.source.clone(),
+            native_id: r.native_id.clone(),
+            code: r.code.clone(),
+            received_at: r.arrived_at(),
+            by_identity: false,
+            split: false,
+        }
+    }
+}
+
 /// What to do with the record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {

@@ -40,20 +40,6 @@ impl LinkRule {
     }
 }
 
-/// Which rule linked a new record to an existing member.
-pub fn link_rule(new: &SourceRecord, member: &SourceRecord) -> Option<LinkRule> {
-    if new.code == member.code {
-        Some(LinkRule::SameCode)
-    } else if new.reference_codes.contains(&member.code)
-        || member.reference_codes.contains(&new.code)
-        || new.reference_codes.iter().any(|r| member.reference_codes.contains(r))
-    {
-        Some(LinkRule::Reference)
-    } else {
-        None
-    }
-}
-
 /// One member of a case, as the merge sees it.
 #[derive(Debug, Clone)]
 pub struct Member<'a> {
@@ -292,7 +278,8 @@ pub(crate) mod tests {
         let city = rec("city", "C-1", "2026-01-10T02:00:00Z", "2026-01-20T02:00:00Z", Status::Finished);
         let mut moj = rec("moj", "M-1", "2026-01-16T02:00:00Z", "2026-01-21T02:00:00Z", Status::Received);
         moj.reference_codes = vec!["C-1".into()];
-        assert_eq!(link_rule(&moj, &city), Some(LinkRule::Reference));
+        let linked = crate::core::link::decide(&moj, None, &[crate::core::link::Candidate::of(1, &city)], None);
+        assert_eq!(linked.moved, Some((LinkRule::Reference, Some(0))));
         let members =
             [Member { record: &city, kind: SystemKind::City }, Member { record: &moj, kind: SystemKind::Ministry }];
         let Some(MergeOutcome::Ok(c)) = merge(&members, &table(), None) else { panic!() };
