@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::{EXIT_ERROR, EXIT_OK};
 use crate::config::Settings;
 use crate::core::calendar::{DeadlineCase, Pause, Verdict};
-use crate::core::merge::{self, Member, MergeOutcome};
+use crate::core::merge::MergeOutcome;
 use crate::core::payload;
 use crate::core::privacy;
 use crate::core::record::SourceRecord;
@@ -129,17 +129,13 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
         .collect::<Result<_, _>>()?;
     let records: Vec<SourceRecord> = rows.iter().map(|r| serde_json::from_str(&r.4)).collect::<Result<_, _>>()?;
     let ctx = crate::daemon::merge_ctx(settings);
-    let kind = |s: &str| ctx.sources.get(s).map(|k| k.0).unwrap_or(crate::core::descriptor::SystemKind::City);
-    let members: Vec<Member<'_>> = records.iter().map(|r| Member { record: r, kind: kind(&r.source) }).collect();
-    let mut canonical = match merge::merge(&members, &ctx.cutover, None) {
+    // As the store decides it: the merge, with the attestation in force applied.
+    let canonical = match store::ingest::merge_case(conn, &ctx, id, &records, None)? {
         Some(MergeOutcome::Ok(c)) | Some(MergeOutcome::Regression { canonical: c, .. }) => c,
         None => anyhow::bail!("case {portal_code} has no members"),
     };
     let attestations = store::attest::list(conn, id)?;
     let attested = attestations.last();
-    if let Some(a) = attested {
-        a.attestation.apply(&mut canonical.state);
-    }
     let state = &canonical.state;
     let authority = records
         .iter()
@@ -195,7 +191,7 @@ fn explain(settings: &Settings, conn: &Connection, code: &str) -> anyhow::Result
             "record": format!("{}/{}", row.0, row.1),
             "code": row.2,
             "linked_by": row.3,
-            "kind": kind(&row.0),
+            "kind": ctx.kind(&row.0),
             "status": r.status.code(),
             "received_at": time(r.arrived_at()),
             "updated_at": time(Some(r.updated_at)),

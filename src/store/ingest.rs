@@ -37,7 +37,7 @@ pub struct MergeCtx {
 }
 
 impl MergeCtx {
-    fn kind(&self, source: &str) -> SystemKind {
+    pub(crate) fn kind(&self, source: &str) -> SystemKind {
         self.sources.get(source).map(|s| s.0).unwrap_or(SystemKind::City)
     }
     fn pushes(&self, source: &str) -> bool {
