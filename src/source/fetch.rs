@@ -14,7 +14,7 @@ use super::auth::Auth;
 use crate::config::LoadedSource;
 use crate::core::descriptor::{Descriptor, Method, PageStyle, ParamsIn};
 use crate::core::mapping::{lookup, lookup_mut};
-use crate::core::timefmt::format_time;
+use crate::core::timefmt::{format_time, parse_time};
 use crate::net::{self, Failure};
 
 /// Where in a listing a page starts.
@@ -33,6 +33,20 @@ pub struct PageRequest {
     pub position: Position,
     /// The inclusive "updated since" filter, for sources that have one.
     pub since: Option<Timestamp>,
+}
+
+/// The "updated since" filter as sent (its text) and as the source reads it back: the filter's
+/// format sets its granularity, so a whole-second format sends 00:50:00.5 as 00:50:00, and a
+/// record updated at 00:50:00.2 is rightly inside the filter the source applied.
+pub fn since_filter(d: &Descriptor, t: Timestamp) -> (String, Timestamp) {
+    let fmt = d.pagination.updated_since_format.as_ref().unwrap_or(&d.dates.format);
+    let tz = d.time_zone();
+    let text = format_time(t, fmt, &tz);
+    let value = text.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(text.clone()));
+    // A pattern that cannot read its own output back (one without a date, say) is judged at the
+    // instant itself; a read-back is never later than the instant asked for.
+    let read = parse_time(&value, fmt, &tz).map_or(t, |r| r.min(t));
+    (text, read)
 }
 
 #[derive(Debug, Clone)]
@@ -139,8 +153,7 @@ impl HttpFetch {
             }
         }
         if let (Some(param), Some(t)) = (&p.updated_since_param, req.since) {
-            let fmt = p.updated_since_format.as_ref().unwrap_or(&d.dates.format);
-            let text = format_time(t, fmt, &d.time_zone());
+            let (text, _) = since_filter(d, t);
             // Epoch formats travel as numbers in a JSON body.
             let v = text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text));
             params.push((param.clone(), v));
@@ -321,6 +334,29 @@ status = "s"
 
     fn since() -> Option<Timestamp> {
         Some("2026-03-09T01:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn the_filter_is_read_back_at_its_own_granularity() {
+        let t: Timestamp = "2026-03-09T00:50:00.5Z".parse().unwrap();
+        let of = |format: &str| {
+            let f = fetcher(
+                &format!(
+                    "style = \"offset\"\norder = \"updated_asc\"\nsize_param = \"limit\"\noffset_param = \"offset\"\nupdated_since_param = \"from\"\nupdated_since_format = {format}"
+                ),
+                "",
+            );
+            since_filter(&f.descriptor, t)
+        };
+        let whole: Timestamp = "2026-03-09T00:50:00Z".parse().unwrap();
+        assert_eq!(of("\"epoch_seconds\""), ("1773017400".to_string(), whole));
+        assert_eq!(of("\"epoch_millis\"").1, t);
+        assert_eq!(of("\"rfc3339\"").1, t);
+        // The descriptors' time zone is Asia/Ho_Chi_Minh unless they say otherwise.
+        assert_eq!(of("\"%Y-%m-%d %H:%M:%S\"").1, whole);
+        assert_eq!(of("\"%Y-%m-%d %H:%M\"").1, "2026-03-09T00:50:00Z".parse().unwrap());
+        // A pattern that cannot be read back is judged at the instant itself.
+        assert_eq!(of("\"%H:%M\"").1, t);
     }
 
     #[test]

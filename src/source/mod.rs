@@ -208,8 +208,10 @@ impl<F: Fetch> Poller<F> {
             // the restart's time), but so does a stale repeat, whose continuation would skip the
             // listing's true first pages: it is asked once more, and then trusted.
             let repeated = same_as_before && (!matches!(req.position, Position::First) || ask == 0);
+            // Judged at the filter's own granularity: the instant the source read from what was sent.
             let unfiltered = req
                 .since
+                .map(|s| fetch::since_filter(&self.mapper.descriptor, s).1)
                 .is_some_and(|s| answer.records.iter().any(|v| self.mapper.updated_at(v).is_some_and(|t| t < s)));
             if !repeated && !unfiltered {
                 return Ok(answer);

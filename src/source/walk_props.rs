@@ -443,9 +443,8 @@ impl Fetch for WholeSecondFetch {
 /// cursor is capped at the poll's start minus the lookback, so it carries a fraction of a second;
 /// the filter sent drops it (the descriptor's date format has whole seconds), and a record updated
 /// in that very second is then judged "outside the filter". Three asks later the poll fails, and
-/// every poll after it, until that record changes again.
-#[ignore = "bug: records in the second the `since` filter was truncated to are judged outside the filter \
-            (src/source/mod.rs fetch_fresh compares with the unrounded cursor): the poll fails until they change"]
+/// every poll after it, until that record changes again. The filter is now judged at its own
+/// granularity (`fetch::since_filter`).
 #[test]
 fn regression_a_record_in_the_second_the_filter_was_rounded_to() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
