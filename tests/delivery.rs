@@ -353,12 +353,9 @@ async fn after_a_429_no_call_reaches_the_portal_before_its_retry_after() {
 /// forced by reading only the Ministry of Construction's system at first; in a normal start it
 /// happens whenever that system is read before the city's). After the restart the case's live
 /// code is the city's: the ministry code the portal already holds must be closed as a duplicate.
-/// Today the restarted bridge closes it only if it happens to send the old row again before it
-/// links the case (the "đã tồn tại" answer and the acknowledgement then reveal the duplicate);
-/// if it links first (here: the portal is unreachable for the first seconds after the restart),
-/// it drops the row, never learns that the portal holds the code, and leaves it live.
-#[ignore = "bug: a create the portal applied but never acknowledged (daemon killed) is forgotten when the case's \
-            live code changes: the code stays live on the portal beside the case's code (duplicate)"]
+/// The restarted bridge links the case before it can send anything (the portal is unreachable for
+/// the first seconds), so only the mark written before the call (`outbox::mark_sent`) tells it the
+/// portal may hold the code; it then queues a close instead of forgetting the code.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kill_before_the_first_batch_is_answered_leaves_no_case_live_twice() {
     let h = Harness::start_with(Duration::from_millis(150), BridgeTuning { batch_size: 50, ..BridgeTuning::default() })
@@ -397,7 +394,7 @@ async fn a_kill_before_the_first_batch_is_answered_leaves_no_case_live_twice() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     h.world.set_portal_outage(false);
     h.world.pause_changes();
-    // Fails today with "BXD-…: live on the portal although the case's code is H26.11-…".
+    // Without the mark: "BXD-…: live on the portal although the case's code is H26.11-…".
     h.wait_converged(Duration::from_secs(30)).await;
     daemon.kill().unwrap();
     daemon.wait().unwrap();

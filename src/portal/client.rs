@@ -74,14 +74,18 @@ fn is_config_error(message: &str) -> bool {
         || m.contains("dịch vụ không")
 }
 
-/// Classify one item's answer.
-pub fn item_outcome(code: &str, message: &str) -> ItemOutcome {
+/// Classify one item's answer to a create (`updating` false) or an update (true). "đã tồn tại"
+/// says the dossier exists only in answer to a create, and "không tồn tại" that it is unknown only in
+/// answer to an update: the same words in answer to the other call name something else ("Mã TTHC
+/// không tồn tại" refusing a create's procedure code), a refusal of that payload, to park rather
+/// than re-send the other way and retry for ever.
+pub fn item_outcome(code: &str, message: &str, updating: bool) -> ItemOutcome {
     let m = message.to_lowercase();
     if is_ok_code(code) {
         ItemOutcome::Ok
-    } else if m.contains("đã tồn tại") {
+    } else if !updating && m.contains("đã tồn tại") {
         ItemOutcome::Exists
-    } else if m.contains("không tồn tại") {
+    } else if updating && m.contains("không tồn tại") {
         ItemOutcome::Unknown
     } else {
         ItemOutcome::Rejected(format!("error_code {code}: {message}"))
@@ -278,9 +282,9 @@ impl PortalClient {
             .map(|item| {
                 let code = code_of(&item["MaHoSo"]);
                 let outcome = match per_item.iter().find(|(c, _, _)| *c == code) {
-                    Some((_, ec, msg)) => item_outcome(ec, msg),
+                    Some((_, ec, msg)) => item_outcome(ec, msg, updating),
                     // No per-item answer: the whole call's code applies.
-                    None => item_outcome(&top_code, &top_msg),
+                    None => item_outcome(&top_code, &top_msg, updating),
                 };
                 (code, outcome)
             })
@@ -303,7 +307,8 @@ impl PortalClient {
         let mut params = Map::new();
         params.insert("data".into(), Value::Array(items.to_vec()));
         let v = self.call("CapNhatTienDoHoSoMC", params).await?;
-        Ok(item_outcome(&code_of(&v["error_code"]), v["message"].as_str().unwrap_or("")))
+        // Steps add to a dossier the portal holds: "không tồn tại" means it does not (yet).
+        Ok(item_outcome(&code_of(&v["error_code"]), v["message"].as_str().unwrap_or(""), true))
     }
 }
 
@@ -313,12 +318,19 @@ mod tests {
 
     #[test]
     fn item_answers_are_classified() {
-        assert_eq!(item_outcome("0", ""), ItemOutcome::Ok);
-        assert_eq!(item_outcome("-3", "Hồ sơ đã tồn tại"), ItemOutcome::Exists);
-        assert_eq!(item_outcome("3", "Mã hồ sơ không tồn tại"), ItemOutcome::Unknown);
+        for updating in [false, true] {
+            assert_eq!(item_outcome("0", "", updating), ItemOutcome::Ok);
+            assert!(
+                matches!(item_outcome("-2", "Thiếu trường bắt buộc: NgayHenTra", updating), ItemOutcome::Rejected(m) if m.contains("NgayHenTra"))
+            );
+        }
+        assert_eq!(item_outcome("-3", "Hồ sơ đã tồn tại", false), ItemOutcome::Exists);
+        assert_eq!(item_outcome("3", "Mã hồ sơ không tồn tại", true), ItemOutcome::Unknown);
+        // The same words answering the other call name a field's value: the payload is refused.
         assert!(
-            matches!(item_outcome("-2", "Thiếu trường bắt buộc: NgayHenTra"), ItemOutcome::Rejected(m) if m.contains("NgayHenTra"))
+            matches!(item_outcome("3", "Mã TTHC 1.000123 không tồn tại", false), ItemOutcome::Rejected(m) if m.contains("1.000123"))
         );
+        assert!(matches!(item_outcome("3", "Số biên nhận đã tồn tại", true), ItemOutcome::Rejected(_)));
     }
 
     #[test]

@@ -95,7 +95,16 @@ impl Delivery {
     async fn step(&mut self) -> anyhow::Result<bool> {
         let now = self.clock.now();
         let (limit, order) = (self.cfg.batch_size, self.cfg.order);
-        let rows = self.writer.call(move |c| outbox::next_batch(c, now, limit, order)).await?;
+        // The rows are marked sent as they are taken: the daemon may stop while the portal holds
+        // the answer, and a code the portal may have created must never be forgotten.
+        let rows = self
+            .writer
+            .call(move |c| {
+                let rows = outbox::next_batch(c, now, limit, order)?;
+                outbox::mark_sent(c, &rows, now)?;
+                Ok(rows)
+            })
+            .await?;
         if !rows.is_empty() {
             self.send_rows(rows).await?;
             return Ok(true);
@@ -123,9 +132,11 @@ impl Delivery {
                 Ok(outcomes) => {
                     self.trouble(None, Level::Info).await?;
                     let mut other_way = Vec::new();
+                    let mut acked = Vec::new();
                     for (row, (_, outcome)) in group.into_iter().zip(outcomes) {
                         match outcome {
-                            ItemOutcome::Ok => self.acked(row).await?,
+                            ItemOutcome::Ok => acked.push(row),
+                            ItemOutcome::Unknown if row.kind == Kind::Close => self.unneeded_close(row).await?,
                             ItemOutcome::Exists | ItemOutcome::Unknown if rerouted.insert(row.id) => {
                                 other_way.push(row)
                             }
@@ -136,6 +147,7 @@ impl Delivery {
                             ItemOutcome::Rejected(m) => self.park(row, &m).await?,
                         }
                     }
+                    self.acked(acked).await?;
                     queue.push((!updating, other_way));
                 }
                 Err(CallError::Config(m)) => {
@@ -161,15 +173,24 @@ impl Delivery {
         Ok(())
     }
 
-    async fn acked(&mut self, row: Row) -> anyhow::Result<()> {
-        let now = self.clock.now();
-        let kind = row.kind;
-        self.writer.call(move |c| outbox::ack(c, &row, now)).await?;
-        match kind {
-            Kind::Upsert => Counters::add(&self.stats.pushed, 1),
-            Kind::Close => Counters::add(&self.stats.closed, 1),
+    /// Record a batch's acknowledgements in one transaction.
+    async fn acked(&mut self, rows: Vec<Row>) -> anyhow::Result<()> {
+        if rows.is_empty() {
+            return Ok(());
         }
+        let now = self.clock.now();
+        let closes = rows.iter().filter(|r| r.kind == Kind::Close).count() as u64;
+        let upserts = rows.len() as u64 - closes;
+        self.writer.call(move |c| outbox::ack_all(c, &rows, now)).await?;
+        Counters::add(&self.stats.pushed, upserts);
+        Counters::add(&self.stats.closed, closes);
         Ok(())
+    }
+
+    async fn unneeded_close(&mut self, row: Row) -> anyhow::Result<()> {
+        let now = self.clock.now();
+        tracing::info!(code = %row.code, "the portal does not hold a code the bridge meant to close: nothing to close");
+        self.writer.call(move |c| outbox::settle_unneeded_close(c, &row, now)).await
     }
 
     async fn park(&mut self, row: Row, message: &str) -> anyhow::Result<()> {

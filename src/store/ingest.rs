@@ -1061,8 +1061,7 @@ fn recompute_with(
     }
     // Every other code of the case must not stay live on the portal.
     for other in &canonical.other_codes {
-        outbox::drop_pending_for(conn, other)?;
-        if outbox::is_live(conn, other)?
+        if outbox::retire(conn, other)?
             && let Some(dup) = records.iter().find(|r| &r.code == other)
         {
             written += outbox::enqueue_close(conn, dossier_id, version, dup, &code, now)?;
@@ -1093,8 +1092,7 @@ fn close_behind_verified(
     }
     let mut written = 0;
     for dup in records.iter().filter(|r| r.code != authority.code) {
-        outbox::drop_pending_for(conn, &dup.code)?;
-        if outbox::is_live(conn, &dup.code)? {
+        if outbox::retire(conn, &dup.code)? {
             written += outbox::enqueue_close(conn, dossier_id, version, dup, &authority.code, now)?;
         }
     }
@@ -1198,6 +1196,44 @@ mod tests {
         assert_eq!(linked, 1, "the link is in the sync log with its rule");
         // Nothing more to send: the portal holds exactly the canonical state.
         assert!(send_all(&mut conn).is_empty());
+    }
+
+    #[test]
+    fn a_code_sent_but_never_answered_is_closed_when_an_earlier_member_appears() {
+        let (_d, mut conn, ctx) = setup();
+        let mut moj = rec("moj", "M-8", "2026-02-03T02:00:00Z", "2026-02-05T02:00:00Z", Status::Processing);
+        moj.reference_codes = vec!["C-8".into()];
+        ingest_page(&mut conn, &ctx, page("moj", &moj), now()).unwrap();
+        // Sent, then the daemon stops before the answer: the portal may hold M-8.
+        let rows = outbox::next_batch(&conn, now(), 100, outbox::Order::Edf).unwrap();
+        outbox::mark_sent(&mut conn, &rows, now()).unwrap();
+        let city = rec("city", "C-8", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        ingest_page(&mut conn, &ctx, page("city", &city), now()).unwrap();
+        let rows = outbox::next_batch(&conn, now(), 100, outbox::Order::Edf).unwrap();
+        let mut queued: Vec<(&str, outbox::Kind, bool)> =
+            rows.iter().map(|r| (r.code.as_str(), r.kind, r.known_to_portal)).collect();
+        queued.sort();
+        assert_eq!(
+            queued,
+            vec![("C-8", outbox::Kind::Upsert, false), ("M-8", outbox::Kind::Close, true)],
+            "the unanswered code is closed (always as an update), not forgotten"
+        );
+        // The portal never got it: "không tồn tại" settles the close, and nothing stays queued.
+        let close = rows.into_iter().find(|r| r.kind == outbox::Kind::Close).unwrap();
+        outbox::settle_unneeded_close(&mut conn, &close, now()).unwrap();
+        let left: i64 =
+            conn.query_row("SELECT COUNT(*) FROM portal_sent WHERE code = 'M-8'", [], |r| r.get(0)).unwrap();
+        assert_eq!(left, 0);
+        assert_eq!(send_all(&mut conn), vec![("C-8".to_string(), outbox::Kind::Upsert, "4".to_string())]);
+        assert!(send_all(&mut conn).is_empty());
+
+        // A code never sent is simply forgotten when it stops being live.
+        let mut moj = rec("moj", "M-9", "2026-02-03T02:00:00Z", "2026-02-05T02:00:00Z", Status::Processing);
+        moj.reference_codes = vec!["C-9".into()];
+        ingest_page(&mut conn, &ctx, page("moj", &moj), now()).unwrap();
+        let city = rec("city", "C-9", "2026-02-02T02:00:00Z", "2026-02-02T02:00:00Z", Status::Received);
+        ingest_page(&mut conn, &ctx, page("city", &city), now()).unwrap();
+        assert_eq!(send_all(&mut conn), vec![("C-9".to_string(), outbox::Kind::Upsert, "4".to_string())]);
     }
 
     #[test]

@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_attestations.sql"),
     include_str!("migrations/0010_sync_log_anchor.sql"),
     include_str!("migrations/0011_verify.sql"),
+    include_str!("migrations/0012_portal_sent.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -86,10 +86,32 @@ pub fn is_live(conn: &Connection, code: &str) -> anyhow::Result<bool> {
         == Some(1))
 }
 
-/// Forget queued work for a code that is no longer a case's live code.
-pub fn drop_pending_for(conn: &Connection, code: &str) -> anyhow::Result<()> {
+/// A code that is no longer its case's live code: forget its queued creates and steps, and say
+/// whether the portal may hold it live, so that it must be closed: acknowledged live, or sent and
+/// never answered (the daemon stopped between the call and the answer, and the portal may have
+/// created it). Closing a code the portal never got costs one call ("không tồn tại": nothing to
+/// close); forgetting one it did get leaves the case live twice.
+pub fn retire(conn: &Connection, code: &str) -> anyhow::Result<bool> {
+    let unanswered = conn
+        .prepare_cached("SELECT 1 FROM portal_sent WHERE code = ?1")?
+        .query_row([code], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let may_be_live = unanswered || is_live(conn, code)?;
     conn.prepare_cached("DELETE FROM outbox WHERE code = ?1 AND kind = 'upsert'")?.execute([code])?;
     conn.prepare_cached("DELETE FROM progress WHERE code = ?1 AND sent_at IS NULL")?.execute([code])?;
+    Ok(may_be_live)
+}
+
+/// Mark the creates and updates about to be sent, before the call: whatever happens to the daemon
+/// while the portal holds the answer, the code is then known to be possibly on the portal.
+pub fn mark_sent(conn: &mut Connection, rows: &[Row], now: Timestamp) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    for row in rows.iter().filter(|r| r.kind == Kind::Upsert) {
+        tx.prepare_cached("INSERT OR IGNORE INTO portal_sent (code, sent_at) VALUES (?1, ?2)")?
+            .execute(params![row.code, ts(now)])?;
+    }
+    tx.commit()?;
     Ok(())
 }
 
@@ -204,8 +226,9 @@ pub enum Order {
 pub fn next_batch(conn: &Connection, now: Timestamp, limit: usize, order: Order) -> anyhow::Result<Vec<Row>> {
     // Each read follows an index (`outbox_ready`: state, deadline, enqueued_at; the rowid for
     // FIFO): one ORDER BY with "no deadline last" made SQLite sort every queued row for each batch.
+    // A close is always an update: a code the portal does not know has nothing to close.
     const COLUMNS: &str = "SELECT o.id, o.dossier_id, o.code, o.kind, o.version, o.content_hash, o.payload, o.attempts,
-                EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code) FROM outbox o";
+                o.kind = 'close' OR EXISTS (SELECT 1 FROM portal_state p WHERE p.code = o.code) FROM outbox o";
     let reads = match order {
         Order::Edf => vec![
             // Past due and not shown ended: each of these is shown late now, and its update may
@@ -318,7 +341,20 @@ fn the_next_batch_reads_the_queue_in_index_order() {
 
 /// The portal acknowledged a row: record what it now holds and drop the row.
 pub fn ack(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<()> {
+    ack_all(conn, std::slice::from_ref(row), now)
+}
+
+/// The portal acknowledged these rows (one transaction for a batch's answers).
+pub fn ack_all(conn: &mut Connection, rows: &[Row], now: Timestamp) -> anyhow::Result<()> {
     let tx = conn.transaction()?;
+    for row in rows {
+        ack_one(&tx, row, now)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn ack_one(tx: &Connection, row: &Row, now: Timestamp) -> anyhow::Result<()> {
     let live = i64::from(row.kind == Kind::Upsert);
     let status: i64 = row.payload["TrangThaiHoSo"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
     tx.prepare_cached(
@@ -339,12 +375,13 @@ pub fn ack(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<(
         ts(now)
     ])?;
     tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([row.id])?;
+    tx.prepare_cached("DELETE FROM portal_sent WHERE code = ?1")?.execute([row.code.as_str()])?;
     let (kind, msg) = match row.kind {
         Kind::Upsert => ("portal.acked", format!("portal holds version {} (status {status})", row.version)),
         Kind::Close => ("portal.closed_duplicate", "duplicate code closed on the portal (status 8)".to_string()),
     };
     synclog::append(
-        &tx,
+        tx,
         now,
         &Entry::new(Level::Info, kind, msg).dossier(&row.code).details(json!({"idem": row.content_hash})),
     )?;
@@ -362,10 +399,25 @@ pub fn ack(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<(
                 .optional()?;
             if let Some(dup) = dup {
                 let dup: crate::core::record::SourceRecord = serde_json::from_str(&dup)?;
-                enqueue_close(&tx, row.dossier_id, row.version, &dup, &live_code, now)?;
+                enqueue_close(tx, row.dossier_id, row.version, &dup, &live_code, now)?;
             }
         }
     }
+    Ok(())
+}
+
+/// A close the portal answered "không tồn tại": the code never reached it (its create was sent and
+/// not answered, then refused or lost), so there is nothing to close.
+pub fn settle_unneeded_close(conn: &mut Connection, row: &Row, now: Timestamp) -> anyhow::Result<()> {
+    let tx = conn.transaction()?;
+    tx.prepare_cached("DELETE FROM outbox WHERE id = ?1")?.execute([row.id])?;
+    tx.prepare_cached("DELETE FROM portal_sent WHERE code = ?1")?.execute([row.code.as_str()])?;
+    synclog::append(
+        &tx,
+        now,
+        &Entry::new(Level::Info, "portal.close_unneeded", "the portal does not hold this code: nothing to close")
+            .dossier(&row.code),
+    )?;
     tx.commit()?;
     Ok(())
 }
