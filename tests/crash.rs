@@ -33,12 +33,6 @@ async fn a_daemon_killed_mid_sync_loses_and_duplicates_nothing() {
     daemon.kill().expect("SIGKILL");
     daemon.wait().expect("reap");
 
-    let conn = dvc_bridge::store::open_reader(&h.db()).expect("db");
-    let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("integrity");
-    assert_eq!(integrity, "ok");
-    assert_eq!(
-        dvc_bridge::store::synclog::verify(&conn).expect("verify"),
-        Ok(h.query_i64("SELECT COUNT(*) FROM sync_log") as u64)
-    );
+    h.assert_invariants();
     h.world.shutdown().await;
 }

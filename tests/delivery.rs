@@ -86,6 +86,7 @@ async fn after_an_outage_the_backlog_drains_most_urgent_first_and_nothing_stays_
     let mut daemon = h.spawn_daemon(0);
     h.world.pause_changes();
     h.wait_converged(Duration::from_secs(60)).await;
+    h.assert_invariants();
 
     // Dossiers due within the next quarter of an hour, each finished one to four minutes before
     // its due time; and more finishing meanwhile that are due long after.
@@ -149,6 +150,7 @@ async fn after_an_outage_the_backlog_drains_most_urgent_first_and_nothing_stays_
     tokio::time::sleep(Duration::from_secs(4)).await;
     h.world.pause_changes();
     h.wait_converged(Duration::from_secs(90)).await;
+    h.assert_invariants();
 
     // The order the portal received the backlog in.
     let receipts = h.world.portal_receipts();
@@ -311,6 +313,7 @@ async fn sessions_throttling_refusals_and_a_kill_mid_batch_leave_every_dossier_o
     let (code, out, err) = h.cli(&["resync", "--parked"]);
     assert_eq!(code, 0, "{out}{err}");
     h.wait_converged(Duration::from_secs(60)).await;
+    h.assert_invariants();
     assert_eq!(h.query_i64("SELECT COUNT(*) FROM outbox WHERE state = 'parked'"), 0);
     let portal = h.world.portal_snapshot();
     for c in &refused {
@@ -340,6 +343,7 @@ async fn after_a_429_no_call_reaches_the_portal_before_its_retry_after() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     h.world.pause_changes();
     h.wait_converged(Duration::from_secs(90)).await;
+    h.assert_invariants();
     let stats = h.world.stats();
     assert!(stats.portal_throttled >= 1, "{stats:?}");
     assert_eq!(stats.portal_early_calls, 0, "calls inside a Retry-After the portal gave: {stats:?}");
@@ -396,6 +400,7 @@ async fn a_kill_before_the_first_batch_is_answered_leaves_no_case_live_twice() {
     h.world.pause_changes();
     // Without the mark: "BXD-…: live on the portal although the case's code is H26.11-…".
     h.wait_converged(Duration::from_secs(30)).await;
+    h.assert_invariants();
     daemon.kill().unwrap();
     daemon.wait().unwrap();
     h.world.shutdown().await;

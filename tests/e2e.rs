@@ -16,6 +16,7 @@ async fn every_dossier_of_both_systems_reaches_the_portal_once() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     h.world.pause_changes();
     h.wait_converged(Duration::from_secs(90)).await;
+    h.assert_invariants();
 
     let expected = h.world.expected_portal();
     let dual = expected.values().filter(|e| e.member_codes.len() > 1).count();

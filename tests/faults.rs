@@ -52,6 +52,7 @@ async fn every_misbehaviour_at_once_loses_nothing_and_never_stalls_the_others() 
     tokio::time::sleep(Duration::from_secs(3)).await;
     w.pause_changes();
     h.wait_converged(Duration::from_secs(120)).await;
+    h.assert_invariants();
     assert!(h.query_i64("SELECT COUNT(*) FROM source_records WHERE source = 'mps'") > 10);
     assert!(h.query_i64("SELECT COUNT(*) FROM sync_log WHERE kind = 'source.breaker_closed' AND source = 'mps'") >= 1);
     // Each failure was logged with its reason, once per distinct problem, not once per retry.

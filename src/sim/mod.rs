@@ -22,6 +22,7 @@
 //!   over simulated time (scripted dossiers coming due, in `world`, make such moments).
 
 mod catalogue;
+pub mod check;
 mod city;
 mod faults;
 mod late;
@@ -551,6 +552,10 @@ impl Shared {
         self.lock_upstream().quarantine()
     }
 
+    fn source_ids(&self) -> Vec<(String, String, bool)> {
+        self.lock_upstream().all_ids()
+    }
+
     fn portal_snapshot(&self) -> BTreeMap<String, PortalCopy> {
         let now = self.now();
         self.lock_portal().snapshot(now)
@@ -866,6 +871,11 @@ impl World {
 
     pub fn portal_snapshot(&self) -> BTreeMap<String, PortalCopy> {
         self.shared.portal_snapshot()
+    }
+
+    /// `(system, native id, malformed)` of every record every system holds now.
+    pub fn source_ids(&self) -> Vec<(String, String, bool)> {
+        self.shared.source_ids()
     }
 
     pub fn stats(&self) -> SimStats {

@@ -832,6 +832,19 @@ impl Upstream {
             .collect()
     }
 
+    /// `(source, native id, malformed)` of every record every system holds: what the bridge must
+    /// have stored, or quarantined with a reason.
+    pub fn all_ids(&self) -> Vec<(String, String, bool)> {
+        Source::ALL
+            .into_iter()
+            .flat_map(|s| {
+                self.records(s)
+                    .iter()
+                    .map(move |r| (s.name().to_owned(), r.native_id(s).into_owned(), matches!(r, Record::Malformed(_))))
+            })
+            .collect()
+    }
+
     /// One round of upstream activity at world time `now` (each system stamps it with its own
     /// clock): up to `n` changes, none of them to a record already changed in this round. `only`
     /// confines the round to one system's records (a change "during a walk" of that system).

@@ -2,14 +2,12 @@
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dvc_bridge::cli::demo::{BridgeTuning, demo_start, unpack_fixtures, write_config};
 use dvc_bridge::clock::SimClock;
-use dvc_bridge::core::timefmt::portal_time;
 use dvc_bridge::sim::{SimOptions, World};
 
 pub struct Harness {
@@ -142,6 +140,14 @@ impl Harness {
         mismatches(&self.world)
     }
 
+    /// Every invariant against the world and the store (`sim::check`); panics with the report
+    /// and the daemon's last log lines when one does not hold.
+    pub fn assert_invariants(&self) -> dvc_bridge::sim::check::Report {
+        let report = dvc_bridge::sim::check::check(&self.world, &self.db());
+        assert!(report.is_clean(), "{report}\ndaemon logs:\n{}", tail(&self.daemon_logs(), 60));
+        report
+    }
+
     /// Wait until the portal matches the sources, or panic with what still differs.
     pub async fn wait_converged(&self, limit: Duration) {
         let t0 = Instant::now();
@@ -223,54 +229,7 @@ pub fn tail(s: &str, lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
-fn field<'a>(v: &'a serde_json::Value, k: &str) -> Option<&'a str> {
-    v.get(k).and_then(|x| x.as_str())
-}
-
 /// Compare the simulated portal with the simulated sources' truth.
 pub fn mismatches(world: &World) -> Vec<String> {
-    let expected = world.expected_portal();
-    let portal = world.portal_snapshot();
-    let mut out = Vec::new();
-    let mut owner: BTreeMap<&str, &str> = BTreeMap::new();
-    for (code, e) in &expected {
-        for m in &e.member_codes {
-            owner.insert(m.as_str(), code.as_str());
-        }
-        let Some(copy) = portal.get(code) else {
-            out.push(format!("{code}: missing on the portal (expected status {})", e.status));
-            continue;
-        };
-        let d = &copy.dossier;
-        let want = |k: &str, v: Option<String>, out: &mut Vec<String>| {
-            if field(d, k).map(str::to_string) != v {
-                out.push(format!("{code}: {k} is {:?}, sources say {:?}", field(d, k), v));
-            }
-        };
-        want("TrangThaiHoSo", Some(e.status.to_string()), &mut out);
-        want("NgayTiepNhan", Some(portal_time(e.received_at)), &mut out);
-        want("NgayHenTra", Some(portal_time(e.due_at)), &mut out);
-        if let Some(t) = e.ended_at {
-            want("NgayKetThucXuLy", Some(portal_time(t)), &mut out);
-        }
-        if e.status == 10 {
-            want("NgayTra", e.returned_at.map(portal_time), &mut out);
-        }
-        if copy.creates != 1 {
-            out.push(format!("{code}: created {} times on the portal", copy.creates));
-        }
-    }
-    // One live code per case: every other code of a case is absent or closed as a duplicate.
-    for (code, copy) in &portal {
-        match owner.get(code.as_str()) {
-            Some(live) if *live == code.as_str() => {}
-            Some(live) => {
-                if copy.live {
-                    out.push(format!("{code}: live on the portal although the case's code is {live}"));
-                }
-            }
-            None => out.push(format!("{code}: on the portal but no source has such a dossier")),
-        }
-    }
-    out
+    dvc_bridge::sim::check::portal_mismatches(world)
 }
