@@ -24,6 +24,7 @@ pub mod clock;
 pub mod config;
 pub mod core;
 pub mod daemon;
+pub mod failpoint;
 pub mod metrics;
 pub mod net;
 pub mod portal;

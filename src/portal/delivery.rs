@@ -128,8 +128,10 @@ impl Delivery {
                 continue;
             }
             let payloads: Vec<Value> = group.iter().map(|r| r.payload.clone()).collect();
+            crate::failpoint::hit("delivery.before_call");
             match self.client.sync_dossiers(updating, &payloads).await {
                 Ok(outcomes) => {
+                    crate::failpoint::hit("delivery.after_call");
                     self.trouble(None, Level::Info).await?;
                     let mut other_way = Vec::new();
                     let mut acked = Vec::new();
@@ -224,6 +226,7 @@ impl Delivery {
             let now = self.clock.now();
             match outcome {
                 Ok(ItemOutcome::Ok) => {
+                    crate::failpoint::hit("delivery.progress_after_call");
                     let n = part.len() as u64;
                     self.writer.call(move |c| outbox::progress_sent(c, &part, now)).await?;
                     Counters::add(&self.stats.steps, n);

@@ -377,6 +377,7 @@ pub fn ingest(conn: &mut Connection, ctx: &MergeCtx, page: &Page, now: Timestamp
         )?
         .execute(params![page.source, ts(*t), id, ts(now)])?;
     }
+    crate::failpoint::hit("store.ingest.before_commit");
     tx.commit()?;
     Ok(report)
 }

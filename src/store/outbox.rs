@@ -350,6 +350,7 @@ pub fn ack_all(conn: &mut Connection, rows: &[Row], now: Timestamp) -> anyhow::R
     for row in rows {
         ack_one(&tx, row, now)?;
     }
+    crate::failpoint::hit("store.ack.before_commit");
     tx.commit()?;
     Ok(())
 }

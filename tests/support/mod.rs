@@ -104,11 +104,17 @@ impl Harness {
 
     /// `spawn_daemon` with a tracing filter of the test's choosing (`RUST_LOG`).
     pub fn spawn_daemon_logging(&self, n: usize, filter: &str) -> Child {
+        self.spawn_daemon_with(n, filter, &[])
+    }
+
+    /// `spawn_daemon_logging` with extra environment variables (e.g. failpoints).
+    pub fn spawn_daemon_with(&self, n: usize, filter: &str, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.log_path(n)).expect("log file");
         Command::new(env!("CARGO_BIN_EXE_dvc-bridge"))
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", filter)
+            .envs(env.iter().copied())
             .env_remove("NOTIFY_SOCKET")
             .stdout(Stdio::null())
             .stderr(log)
