@@ -14,7 +14,7 @@ use super::auth::Auth;
 use crate::config::LoadedSource;
 use crate::core::descriptor::{Descriptor, Method, PageStyle, ParamsIn};
 use crate::core::mapping::{lookup, lookup_mut};
-use crate::core::timefmt::{format_time, parse_time};
+use crate::core::timefmt::{DateFormat, format_time, parse_time};
 use crate::net::{self, Failure};
 
 /// Where in a listing a page starts.
@@ -38,15 +38,22 @@ pub struct PageRequest {
 /// The "updated since" filter as sent (its text) and as the source reads it back: the filter's
 /// format sets its granularity, so a whole-second format sends 00:50:00.5 as 00:50:00, and a
 /// record updated at 00:50:00.2 is rightly inside the filter the source applied.
-pub fn since_filter(d: &Descriptor, t: Timestamp) -> (String, Timestamp) {
+pub fn since_filter(d: &Descriptor, t: Timestamp) -> (Value, Timestamp) {
     let fmt = d.pagination.updated_since_format.as_ref().unwrap_or(&d.dates.format);
     let tz = d.time_zone();
     let text = format_time(t, fmt, &tz);
-    let value = text.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::String(text.clone()));
+    // Epoch formats travel as numbers in a JSON body; a pattern's text stays text, even when it is
+    // all digits (`yyyyMMddHHmmss`).
+    let value = match fmt {
+        DateFormat::EpochMillis | DateFormat::EpochSeconds => {
+            text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text))
+        }
+        _ => Value::String(text),
+    };
     // A pattern that cannot read its own output back (one without a date, say) is judged at the
     // instant itself; a read-back is never later than the instant asked for.
     let read = parse_time(&value, fmt, &tz).map_or(t, |r| r.min(t));
-    (text, read)
+    (value, read)
 }
 
 #[derive(Debug, Clone)]
@@ -153,10 +160,7 @@ impl HttpFetch {
             }
         }
         if let (Some(param), Some(t)) = (&p.updated_since_param, req.since) {
-            let (text, _) = since_filter(d, t);
-            // Epoch formats travel as numbers in a JSON body.
-            let v = text.parse::<i64>().map(Value::from).unwrap_or(Value::String(text));
-            params.push((param.clone(), v));
+            params.push((param.clone(), since_filter(d, t).0));
         }
         let mut url = Url::parse(&format!("{}{}", self.base_url, d.list.path)).map_err(bad_url)?;
         {
@@ -349,7 +353,10 @@ status = "s"
             since_filter(&f.descriptor, t)
         };
         let whole: Timestamp = "2026-03-09T00:50:00Z".parse().unwrap();
-        assert_eq!(of("\"epoch_seconds\""), ("1773017400".to_string(), whole));
+        assert_eq!(of("\"epoch_seconds\""), (serde_json::json!(1773017400), whole));
+        // An all-digit pattern is text, and read back as the pattern (found by the crash campaign:
+        // read as a number it failed to parse, and the filter was judged at the fraction again).
+        assert_eq!(of("\"%Y%m%d%H%M%S\""), (serde_json::json!("20260309075000"), whole));
         assert_eq!(of("\"epoch_millis\"").1, t);
         assert_eq!(of("\"rfc3339\"").1, t);
         // The descriptors' time zone is Asia/Ho_Chi_Minh unless they say otherwise.
