@@ -15,6 +15,25 @@ pub struct Harness {
     pub world: World,
     pub opts: SimOptions,
     pub config: PathBuf,
+    /// Every daemon started, killed when the harness is dropped: a test that fails half-way
+    /// must not leave daemons running after it.
+    daemons: Reaper,
+}
+
+/// The daemons' pids and the configuration they were started with: a pid is killed only while it
+/// is still one of them (the test reaps most; their pids may have been reused since).
+struct Reaper(std::sync::Mutex<Vec<u32>>, PathBuf);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let config = self.1.display().to_string();
+        for pid in self.0.lock().map(|d| d.clone()).unwrap_or_default() {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&config) {
+                let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            }
+        }
+    }
 }
 
 impl Harness {
@@ -39,7 +58,8 @@ impl Harness {
         shape(&mut opts);
         let world = World::start(opts.clone()).await.expect("simulated world");
         let config = write_config(dir.path(), &world, &opts, &tuning).expect("config");
-        Harness { dir, world, opts, config }
+        let daemons = Reaper(Default::default(), config.clone());
+        Harness { dir, world, opts, config, daemons }
     }
 
     /// Sets `key` on every source of the written configuration, for what `BridgeTuning` does not
@@ -110,7 +130,7 @@ impl Harness {
     /// `spawn_daemon_logging` with extra environment variables (e.g. failpoints).
     pub fn spawn_daemon_with(&self, n: usize, filter: &str, env: &[(&str, &str)]) -> Child {
         let log = std::fs::File::create(self.log_path(n)).expect("log file");
-        Command::new(env!("CARGO_BIN_EXE_dvc-bridge"))
+        let child = Command::new(env!("CARGO_BIN_EXE_dvc-bridge"))
             .args(["run", "--config"])
             .arg(&self.config)
             .env("RUST_LOG", filter)
@@ -119,7 +139,11 @@ impl Harness {
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn dvc-bridge")
+            .expect("spawn dvc-bridge");
+        if let Ok(mut d) = self.daemons.0.lock() {
+            d.push(child.id());
+        }
+        child
     }
 
     pub fn daemon_logs(&self) -> String {
