@@ -51,6 +51,14 @@ pub enum BenchWhat {
         /// Keep the database here (default: a temporary folder).
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+        /// Walk an already running simulated city system at this address (e.g. one started by
+        /// `dvc-bridge simulate --bulk city=N` and shared with other tools) instead of starting
+        /// one; `--records` is then ignored.
+        #[arg(long, requires = "api_key_file")]
+        city_url: Option<String>,
+        /// The file holding that system's API key (with `--city-url`).
+        #[arg(long, requires = "city_url")]
+        api_key_file: Option<std::path::PathBuf>,
     },
     /// Dossiers per second through the pure merge (authority, earliest receipt, field filling),
     /// with a share of the cases held in both a city and a ministry system.
@@ -179,22 +187,28 @@ struct Loaded {
     secs: f64,
 }
 
-async fn load_city(city_url: String, page_size: u32, dir: &Path) -> anyhow::Result<Loaded> {
+async fn load_city(city_url: String, page_size: u32, dir: &Path, key_file: Option<&Path>) -> anyhow::Result<Loaded> {
     let text = super::demo::ADAPTERS.iter().find(|(n, _)| *n == "city-igate.toml").map(|(_, t)| *t).unwrap_or_default();
     let mut descriptor = Descriptor::parse(text).map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
     descriptor.list.page_size = page_size;
     // The descriptor's rate limit is politeness towards a production system (10 requests/s for the
     // city's); the benchmark measures what the bridge itself can take in.
     descriptor.http.rate_limit_per_sec = 10_000;
-    let key_file = dir.join("city-api-key");
-    std::fs::write(
-        &key_file,
-        crate::sim::SimOptions::demo(
-            Default::default(),
-            crate::clock::SimClock::starting_now(super::demo::demo_start(), 1.0),
-        )
-        .city_api_key,
-    )?;
+    let key_file = match key_file {
+        Some(f) => f.to_path_buf(),
+        None => {
+            let f = dir.join("city-api-key");
+            std::fs::write(
+                &f,
+                crate::sim::SimOptions::demo(
+                    Default::default(),
+                    crate::clock::SimClock::starting_now(super::demo::demo_start(), 1.0),
+                )
+                .city_api_key,
+            )?;
+            f
+        }
+    };
     let config: SourceConfig = serde_json::from_value(serde_json::json!({"name": "city", "adapter": "city-igate"}))?;
     let source = LoadedSource {
         config: SourceConfig {
@@ -231,11 +245,23 @@ async fn join_writer(thread: std::thread::JoinHandle<()>) -> anyhow::Result<()> 
     tokio::task::spawn_blocking(move || thread.join()).await?.map_err(|_| anyhow::anyhow!("writer thread panicked"))
 }
 
-async fn ingest(records: usize, page_size: u32, dir: &Path) -> anyhow::Result<()> {
-    let t_load = Instant::now();
-    let (_sim, addresses) = tokio::task::spawn_blocking(move || start_simulator(records)).await??;
-    eprintln!("simulator ready with {records} bulk records in {:.1}s", t_load.elapsed().as_secs_f64());
-    let Loaded { writer, thread, report, secs } = load_city(addresses.city, page_size, dir).await?;
+/// Where `bench ingest` reads from: a simulator of its own, or one already running.
+enum Feed {
+    Own { records: usize },
+    Running { city_url: String, api_key_file: std::path::PathBuf },
+}
+
+async fn ingest(feed: Feed, page_size: u32, dir: &Path) -> anyhow::Result<()> {
+    let (_sim, city_url, key_file) = match feed {
+        Feed::Own { records } => {
+            let t_load = Instant::now();
+            let (sim, addresses) = tokio::task::spawn_blocking(move || start_simulator(records)).await??;
+            eprintln!("simulator ready with {records} bulk records in {:.1}s", t_load.elapsed().as_secs_f64());
+            (Some(sim), addresses.city, None)
+        }
+        Feed::Running { city_url, api_key_file } => (None, city_url, Some(api_key_file)),
+    };
+    let Loaded { writer, thread, report, secs } = load_city(city_url, page_size, dir, key_file.as_deref()).await?;
     drop(writer);
     join_writer(thread).await?;
     let size: u64 = ["dvc-bridge.db", "dvc-bridge.db-wal"]
@@ -405,7 +431,7 @@ async fn throughput(args: &DeliveryArgs, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let records = args.dossiers;
     let (_sim, addresses) = tokio::task::spawn_blocking(move || start_simulator(records)).await??;
-    let Loaded { writer, thread, report, .. } = load_city(addresses.city, 500, dir).await?;
+    let Loaded { writer, thread, report, .. } = load_city(addresses.city, 500, dir, None).await?;
     let queued_sql = "SELECT COUNT(*) FROM outbox WHERE state = 'queued'";
     let reader = store::open_reader(&dir.join("dvc-bridge.db"))?;
     let queued: i64 = reader.query_row(queued_sql, [], |r| r.get(0))?;
@@ -617,11 +643,17 @@ pub fn main(args: &BenchArgs) -> u8 {
     };
     let result = rt.block_on(async {
         match &args.what {
-            BenchWhat::Ingest { records, page_size, data_dir } => {
+            BenchWhat::Ingest { records, page_size, data_dir, city_url, api_key_file } => {
                 let tmp = tempfile::tempdir()?;
                 let dir = data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
                 std::fs::create_dir_all(&dir)?;
-                ingest(*records, *page_size, &dir).await
+                let feed = match (city_url, api_key_file) {
+                    (Some(city_url), Some(api_key_file)) => {
+                        Feed::Running { city_url: city_url.clone(), api_key_file: api_key_file.clone() }
+                    }
+                    _ => Feed::Own { records: *records },
+                };
+                ingest(feed, *page_size, &dir).await
             }
             BenchWhat::Merge { dossiers, duplicated } => merge(*dossiers, *duplicated),
             BenchWhat::Delivery(a) => {
