@@ -8,7 +8,8 @@ of stdout, and RECORD messages are counted as they go. There is no destination: 
 source half of an Airbyte sync.
 
 Timed: the `read` (every message of the walk, serialised and written). Prints
-`result RECORDS SECONDS PEAK_MIB`.
+`result RECORDS SECONDS PEAK_MIB CPU_SECS`
+(CPU_SECS: user and system time of every thread during the read).
 """
 
 import argparse
@@ -55,7 +56,12 @@ with open(catalog_path, "w") as f:
     )
 
 argv = ["read", "--config", config_path, "--catalog", catalog_path, "--manifest-path", args.manifest]
-started = time.perf_counter()
+def cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+started, cpu_before = time.perf_counter(), cpu()
 source = create_declarative_source(argv)
 entrypoint = AirbyteEntrypoint(source)
 parsed = entrypoint.parse_args(argv)
@@ -72,6 +78,7 @@ with open(os.path.join(args.dir, "messages.jsonl"), "w") as out:
             if kind == "TRACE" and '"ERROR"' in message:
                 print(message)
 secs = time.perf_counter() - started
+cpu_secs = cpu() - cpu_before
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(f"airbyte-cdk: {records} RECORD messages, other messages {kinds}; output {os.path.getsize(out.name) / 2**20:.0f} MiB")
-print(f"result {records} {secs:.2f} {peak:.0f}")
+print(f"result {records} {secs:.2f} {peak:.0f} {cpu_secs:.2f}")

@@ -20,7 +20,9 @@
 #
 # Each tool must read every record the feed holds (N bulk records plus the city fixtures), or the
 # script fails. Seconds are those of the walk alone (process start and imports excluded for all
-# three); peak memory is each process's peak resident set (VmHWM / ru_maxrss), simulator excluded.
+# three); peak memory is each process's peak resident set (VmHWM / ru_maxrss), simulator excluded;
+# CPU seconds are those the tool's process used during the walk (all its threads), which depend
+# less than wall time on what else the machine is doing.
 set -euo pipefail
 
 RECORDS=100000
@@ -117,7 +119,7 @@ log "city system at $CITY_URL holds $EXPECTED records ($RECORDS bulk + fixtures)
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-# Results, one line per tool: name records seconds peak_mib.
+# Results, one line per tool: name records seconds peak_mib cpu_seconds.
 RESULTS=$WORK/results
 : >"$RESULTS"
 check() {
@@ -137,21 +139,22 @@ if want dvc-bridge; then
     records=$(sed -E 's/^ingest: ([0-9]+) records.*/\1/' <<<"$line")
     secs=$(sed -E 's/.* pages, ([0-9.]+) s:.*/\1/' <<<"$line")
     peak=$(sed -E 's/.*peak RSS ([0-9.]+) MiB.*/\1/' <<<"$line")
+    cpu=$(sed -E 's/.*; CPU ([0-9.]+) s;.*/\1/' <<<"$line")
     check dvc-bridge "$records"
-    echo "dvc-bridge $records $secs $peak" >>"$RESULTS"
+    echo "dvc-bridge $records $secs $peak $cpu" >>"$RESULTS"
     rm -rf "$WORK/dvc-bridge"
 fi
 
-# The Python tools print one line: "result RECORDS SECONDS PEAK_MIB".
+# The Python tools print one line: "result RECORDS SECONDS PEAK_MIB CPU_SECONDS".
 dlt_run() {
     local tool=$1
     shift
     log "$tool $DLT_VERSION (rest_api → duckdb${*:+ $*})"
     line=$("$VENVS/dlt/bin/python" "$HERE/dlt_city.py" --url "$CITY_URL" --api-key-file "$WORK/city-api-key" \
         --page-size "$PAGE_SIZE" --dir "$WORK/dlt" "$@" | tee "$WORK/out" >&2 && grep '^result ' "$WORK/out")
-    read -r _ records secs peak <<<"$line"
+    read -r _ records secs peak cpu <<<"$line"
     check "$tool" "$records"
-    echo "$tool $records $secs $peak" >>"$RESULTS"
+    echo "$tool $records $secs $peak $cpu" >>"$RESULTS"
     rm -rf "$WORK/dlt"
 }
 # dlt's default for duckdb (SQL INSERT statements), then the parquet files its documentation
@@ -164,9 +167,9 @@ if want airbyte; then
     line=$("$VENVS/airbyte/bin/python" "$HERE/airbyte_city.py" --manifest "$HERE/airbyte_city.yaml" \
         --url "$CITY_URL" --api-key-file "$WORK/city-api-key" --page-size "$PAGE_SIZE" --dir "$WORK/airbyte" \
         | tee "$WORK/out" >&2 && grep '^result ' "$WORK/out")
-    read -r _ records secs peak <<<"$line"
+    read -r _ records secs peak cpu <<<"$line"
     check airbyte-cdk "$records"
-    echo "airbyte-cdk $records $secs $peak" >>"$RESULTS"
+    echo "airbyte-cdk $records $secs $peak $cpu" >>"$RESULTS"
     rm -rf "$WORK/airbyte"
 fi
 
@@ -174,14 +177,17 @@ echo
 echo "Peers: $EXPECTED records ($RECORDS bulk + fixtures), page size $PAGE_SIZE, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)," \
     "load average $LOAD_BEFORE before, $(cut -d' ' -f1-3 /proc/loadavg) after"
 awk '
-    NR == FNR { if ($1 == "dvc-bridge") base = $2 / $3; next }
+    NR == FNR { if ($1 == "dvc-bridge") { base = $2 / $3; base_cpu = $5 / $2 }; next }
     FNR == 1 {
-        printf "| %-11s | %9s | %8s | %9s | %8s | %s |\n", "tool", "records", "seconds", "records/s", "peak MiB", "dvc-bridge ÷ tool"
-        printf "|%s|%s|%s|%s|%s|%s|\n", "-------------", "----------:", "---------:", "----------:", "---------:", "-----------------:"
+        printf "| %-11s | %9s | %8s | %9s | %8s | %s | %5s | %s |\n", "tool", "records", "seconds", "records/s", \
+            "peak MiB", "dvc-bridge ÷ tool", "CPU s", "CPU ÷ dvc-bridge CPU"
+        printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "-------------", "----------:", "---------:", "----------:", \
+            "---------:", "---:", "------:", "---:"
     }
     {
         rate = $2 / $3
         ratio = base ? sprintf("%.1f×", base / rate) : "–"
-        printf "| %-11s | %9d | %8.2f | %9.0f | %8.0f | %s |\n", $1, $2, $3, rate, $4, ratio
+        cpu_ratio = base_cpu ? sprintf("%.1f×", ($5 / $2) / base_cpu) : "–"
+        printf "| %-11s | %9d | %8.2f | %9.0f | %8.0f | %s | %5.2f | %s |\n", $1, $2, $3, rate, $4, ratio, $5, cpu_ratio
     }
 ' "$RESULTS" "$RESULTS"

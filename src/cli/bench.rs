@@ -133,6 +133,18 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU time (user and system, all threads) this process has used so far, in seconds, from
+/// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+pub fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces), from the third (state) on:
+    // utime and stime are the 14th and 15th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// A child process (the simulator, a daemon) that is killed if it is still running when dropped.
 struct KillOnDrop(Child);
 
@@ -185,6 +197,8 @@ struct Loaded {
     thread: std::thread::JoinHandle<()>,
     report: PollReport,
     secs: f64,
+    /// CPU seconds the process used during the walk (every thread: poller, writer, checkpoints).
+    cpu: Option<f64>,
 }
 
 async fn load_city(city_url: String, page_size: u32, dir: &Path, key_file: Option<&Path>) -> anyhow::Result<Loaded> {
@@ -233,11 +247,12 @@ async fn load_city(city_url: String, page_size: u32, dir: &Path, key_file: Optio
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
     let mut poller =
         Poller::new("city", Mapper::new(descriptor), HttpFetch::new(&source)?, 300, clock, writer.clone(), ctx);
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_secs());
     let report = poller.poll(&CancellationToken::new(), true).await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs().zip(cpu_before).map(|(after, before)| after - before);
     drop(poller);
-    Ok(Loaded { writer, thread, report, secs })
+    Ok(Loaded { writer, thread, report, secs, cpu })
 }
 
 /// Waits for the writer thread once every handle is dropped.
@@ -261,7 +276,7 @@ async fn ingest(feed: Feed, page_size: u32, dir: &Path) -> anyhow::Result<()> {
         }
         Feed::Running { city_url, api_key_file } => (None, city_url, Some(api_key_file)),
     };
-    let Loaded { writer, thread, report, secs } = load_city(city_url, page_size, dir, key_file.as_deref()).await?;
+    let Loaded { writer, thread, report, secs, cpu } = load_city(city_url, page_size, dir, key_file.as_deref()).await?;
     drop(writer);
     join_writer(thread).await?;
     let size: u64 = ["dvc-bridge.db", "dvc-bridge.db-wal"]
@@ -270,12 +285,13 @@ async fn ingest(feed: Feed, page_size: u32, dir: &Path) -> anyhow::Result<()> {
         .map(|m| m.len())
         .sum();
     println!(
-        "ingest: {} records in {} pages, {:.2} s: {:.0} records/s; peak RSS {:.0} MiB; database {:.0} MiB ({} new, {} quarantined, {} outbox rows)",
+        "ingest: {} records in {} pages, {:.2} s: {:.0} records/s; peak RSS {:.0} MiB; CPU {:.2} s; database {:.0} MiB ({} new, {} quarantined, {} outbox rows)",
         report.records,
         report.pages,
         secs,
         f64::from(report.records) / secs,
         peak_rss_mib().unwrap_or(f64::NAN),
+        cpu.unwrap_or(f64::NAN),
         size as f64 / (1024.0 * 1024.0),
         report.ingest.new,
         report.ingest.quarantined,
