@@ -86,7 +86,8 @@ peak = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusag
 steps = ", ".join(
     f"{step.step} {(step.finished_at - step.started_at).total_seconds():.1f} s" for step in pipeline.last_trace.steps
 )
-print(f"dlt: steps {steps}; loader file format {info.load_packages[0].jobs['completed_jobs'][0].job_file_info.file_format}")
+formats = sorted({job.job_file_info.file_format for p in info.load_packages for job in p.jobs["completed_jobs"]})
+print(f"dlt: steps {steps}; loader file formats {', '.join(formats)}")
 with pipeline.sql_client() as client:
     records = client.execute_sql("SELECT count(*) FROM dossiers")[0][0]
     tables = [r[0] for r in client.execute_sql("SELECT table_name FROM information_schema.tables WHERE table_schema = 'city'")]
