@@ -51,6 +51,14 @@ pub enum BenchWhat {
         /// Keep the database here (default: a temporary folder).
         #[arg(long)]
         data_dir: Option<std::path::PathBuf>,
+        /// Walk an already running simulated city system at this address (e.g. one started by
+        /// `dvc-bridge simulate --bulk city=N` and shared with other tools) instead of starting
+        /// one; `--records` is then ignored.
+        #[arg(long, requires = "api_key_file")]
+        city_url: Option<String>,
+        /// The file holding that system's API key (with `--city-url`).
+        #[arg(long, requires = "city_url")]
+        api_key_file: Option<std::path::PathBuf>,
     },
     /// Dossiers per second through the pure merge (authority, earliest receipt, field filling),
     /// with a share of the cases held in both a city and a ministry system.
@@ -125,6 +133,18 @@ pub fn peak_rss_mib() -> Option<f64> {
     Some(kib / 1024.0)
 }
 
+/// CPU time (user and system, all threads) this process has used so far, in seconds, from
+/// `/proc/self/stat` (clock ticks of 1/100 s, Linux's `USER_HZ`).
+pub fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces), from the third (state) on:
+    // utime and stime are the 14th and 15th.
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 /// A child process (the simulator, a daemon) that is killed if it is still running when dropped.
 struct KillOnDrop(Child);
 
@@ -177,24 +197,32 @@ struct Loaded {
     thread: std::thread::JoinHandle<()>,
     report: PollReport,
     secs: f64,
+    /// CPU seconds the process used during the walk (every thread: poller, writer, checkpoints).
+    cpu: Option<f64>,
 }
 
-async fn load_city(city_url: String, page_size: u32, dir: &Path) -> anyhow::Result<Loaded> {
+async fn load_city(city_url: String, page_size: u32, dir: &Path, key_file: Option<&Path>) -> anyhow::Result<Loaded> {
     let text = super::demo::ADAPTERS.iter().find(|(n, _)| *n == "city-igate.toml").map(|(_, t)| *t).unwrap_or_default();
     let mut descriptor = Descriptor::parse(text).map_err(|e| anyhow::anyhow!("{}: {}", e.key, e.reason))?;
     descriptor.list.page_size = page_size;
     // The descriptor's rate limit is politeness towards a production system (10 requests/s for the
     // city's); the benchmark measures what the bridge itself can take in.
     descriptor.http.rate_limit_per_sec = 10_000;
-    let key_file = dir.join("city-api-key");
-    std::fs::write(
-        &key_file,
-        crate::sim::SimOptions::demo(
-            Default::default(),
-            crate::clock::SimClock::starting_now(super::demo::demo_start(), 1.0),
-        )
-        .city_api_key,
-    )?;
+    let key_file = match key_file {
+        Some(f) => f.to_path_buf(),
+        None => {
+            let f = dir.join("city-api-key");
+            std::fs::write(
+                &f,
+                crate::sim::SimOptions::demo(
+                    Default::default(),
+                    crate::clock::SimClock::starting_now(super::demo::demo_start(), 1.0),
+                )
+                .city_api_key,
+            )?;
+            f
+        }
+    };
     let config: SourceConfig = serde_json::from_value(serde_json::json!({"name": "city", "adapter": "city-igate"}))?;
     let source = LoadedSource {
         config: SourceConfig {
@@ -219,11 +247,12 @@ async fn load_city(city_url: String, page_size: u32, dir: &Path) -> anyhow::Resu
     let clock: crate::clock::SharedClock = Arc::new(crate::clock::SystemClock);
     let mut poller =
         Poller::new("city", Mapper::new(descriptor), HttpFetch::new(&source)?, 300, clock, writer.clone(), ctx);
-    let started = Instant::now();
+    let (started, cpu_before) = (Instant::now(), cpu_secs());
     let report = poller.poll(&CancellationToken::new(), true).await?;
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs().zip(cpu_before).map(|(after, before)| after - before);
     drop(poller);
-    Ok(Loaded { writer, thread, report, secs })
+    Ok(Loaded { writer, thread, report, secs, cpu })
 }
 
 /// Waits for the writer thread once every handle is dropped.
@@ -231,11 +260,23 @@ async fn join_writer(thread: std::thread::JoinHandle<()>) -> anyhow::Result<()> 
     tokio::task::spawn_blocking(move || thread.join()).await?.map_err(|_| anyhow::anyhow!("writer thread panicked"))
 }
 
-async fn ingest(records: usize, page_size: u32, dir: &Path) -> anyhow::Result<()> {
-    let t_load = Instant::now();
-    let (_sim, addresses) = tokio::task::spawn_blocking(move || start_simulator(records)).await??;
-    eprintln!("simulator ready with {records} bulk records in {:.1}s", t_load.elapsed().as_secs_f64());
-    let Loaded { writer, thread, report, secs } = load_city(addresses.city, page_size, dir).await?;
+/// Where `bench ingest` reads from: a simulator of its own, or one already running.
+enum Feed {
+    Own { records: usize },
+    Running { city_url: String, api_key_file: std::path::PathBuf },
+}
+
+async fn ingest(feed: Feed, page_size: u32, dir: &Path) -> anyhow::Result<()> {
+    let (_sim, city_url, key_file) = match feed {
+        Feed::Own { records } => {
+            let t_load = Instant::now();
+            let (sim, addresses) = tokio::task::spawn_blocking(move || start_simulator(records)).await??;
+            eprintln!("simulator ready with {records} bulk records in {:.1}s", t_load.elapsed().as_secs_f64());
+            (Some(sim), addresses.city, None)
+        }
+        Feed::Running { city_url, api_key_file } => (None, city_url, Some(api_key_file)),
+    };
+    let Loaded { writer, thread, report, secs, cpu } = load_city(city_url, page_size, dir, key_file.as_deref()).await?;
     drop(writer);
     join_writer(thread).await?;
     let size: u64 = ["dvc-bridge.db", "dvc-bridge.db-wal"]
@@ -244,12 +285,13 @@ async fn ingest(records: usize, page_size: u32, dir: &Path) -> anyhow::Result<()
         .map(|m| m.len())
         .sum();
     println!(
-        "ingest: {} records in {} pages, {:.2} s: {:.0} records/s; peak RSS {:.0} MiB; database {:.0} MiB ({} new, {} quarantined, {} outbox rows)",
+        "ingest: {} records in {} pages, {:.2} s: {:.0} records/s; peak RSS {:.0} MiB; CPU {:.2} s; database {:.0} MiB ({} new, {} quarantined, {} outbox rows)",
         report.records,
         report.pages,
         secs,
         f64::from(report.records) / secs,
         peak_rss_mib().unwrap_or(f64::NAN),
+        cpu.unwrap_or(f64::NAN),
         size as f64 / (1024.0 * 1024.0),
         report.ingest.new,
         report.ingest.quarantined,
@@ -405,7 +447,7 @@ async fn throughput(args: &DeliveryArgs, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
     let records = args.dossiers;
     let (_sim, addresses) = tokio::task::spawn_blocking(move || start_simulator(records)).await??;
-    let Loaded { writer, thread, report, .. } = load_city(addresses.city, 500, dir).await?;
+    let Loaded { writer, thread, report, .. } = load_city(addresses.city, 500, dir, None).await?;
     let queued_sql = "SELECT COUNT(*) FROM outbox WHERE state = 'queued'";
     let reader = store::open_reader(&dir.join("dvc-bridge.db"))?;
     let queued: i64 = reader.query_row(queued_sql, [], |r| r.get(0))?;
@@ -618,11 +660,17 @@ pub fn main(args: &BenchArgs) -> u8 {
     };
     let result = rt.block_on(async {
         match &args.what {
-            BenchWhat::Ingest { records, page_size, data_dir } => {
+            BenchWhat::Ingest { records, page_size, data_dir, city_url, api_key_file } => {
                 let tmp = tempfile::tempdir()?;
                 let dir = data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
                 std::fs::create_dir_all(&dir)?;
-                ingest(*records, *page_size, &dir).await
+                let feed = match (city_url, api_key_file) {
+                    (Some(city_url), Some(api_key_file)) => {
+                        Feed::Running { city_url: city_url.clone(), api_key_file: api_key_file.clone() }
+                    }
+                    _ => Feed::Own { records: *records },
+                };
+                ingest(feed, *page_size, &dir).await
             }
             BenchWhat::Merge { dossiers, duplicated } => merge(*dossiers, *duplicated),
             BenchWhat::Delivery(a) => {
