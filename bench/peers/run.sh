@@ -4,8 +4,8 @@
 #   bench/peers/run.sh [--records N] [--page-size P] [--only dvc-bridge,dlt,dlt+parquet,airbyte] [--setup-only]
 #
 # Run from the repository root. Builds the release binary, installs pinned versions of dlt (with
-# duckdb) and airbyte-cdk from PyPI into virtualenvs under target/peers-venv (one per tool: their
-# dependency pins differ; reused when already installed), starts ONE simulator
+# duckdb) and airbyte-cdk from PyPI into virtualenvs under target/peers-venv (one per tool, so that
+# neither's dependencies are chosen for the other's sake; reused when already installed), starts ONE simulator
 # (`dvc-bridge simulate --bulk city=N`) and walks its city system (VNPT iGate dialect) in full with
 # each tool in turn, same page size, same machine:
 #
@@ -35,7 +35,7 @@ while [[ $# -gt 0 ]]; do
         --page-size) PAGE_SIZE="$2"; shift 2 ;;
         --only) ONLY="$2"; shift 2 ;;
         --setup-only) SETUP_ONLY=1; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
