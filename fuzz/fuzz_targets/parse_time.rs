@@ -66,6 +66,11 @@ fn floor_to_second(t: Timestamp) -> Timestamp {
     t.round(TimestampRound::new().smallest(Unit::Second).mode(RoundMode::Floor)).expect("in range")
 }
 
+/// Whether `t` falls, in `tz`, in the years 0 to 9999 (four digits for `%Y`).
+fn in_years(t: Timestamp, tz: &TimeZone) -> bool {
+    (0..=9999).contains(&t.to_zoned_datetime(tz.clone()).year())
+}
+
 /// Whether the zone ever turns its clocks back (a local time can then be read as two instants).
 fn has_folds(zone: &str) -> bool {
     zone != "UTC"
@@ -110,8 +115,10 @@ fn run(data: &[u8]) -> Result<()> {
     // Parse what a source sent.
     match parse_time(&value, &format, &tz) {
         Err(reason) => assert!(!reason.is_empty(), "a refusal without a reason"),
-        Ok(t) if fixed_format.is_some() => {
-            // Written back in the same format, it reads back as itself (to the format's precision).
+        // Written back in the same format, it reads back as itself (to the format's precision). A
+        // pattern is held to this for years 0 to 9999 only: jiff writes the year -1 with `%Y` as
+        // "-001" and reads "-0010" back (a dossier's times are far inside those years).
+        Ok(t) if fixed_format.is_some() && (!matches!(format, DateFormat::Pattern(_)) || in_years(t, &tz)) => {
             let written = format_time(t, &format, &tz);
             let again = parse_time(&Value::String(written.clone()), &format, &tz)
                 .unwrap_or_else(|e| panic!("{t} written as {written:?} does not read back: {e}"));
@@ -142,9 +149,7 @@ fn run(data: &[u8]) -> Result<()> {
             DateFormat::Rfc3339 => Some(t),
             DateFormat::EpochMillis => Some(Timestamp::from_millisecond(t.as_millisecond()).unwrap()),
             DateFormat::EpochSeconds => Some(Timestamp::from_second(t.as_second()).unwrap()),
-            DateFormat::Pattern(p)
-                if p.contains("%S") && (0..=9999).contains(&t.to_zoned_datetime(tz.clone()).year()) =>
-            {
+            DateFormat::Pattern(p) if p.contains("%S") && in_years(t, &tz) => {
                 let back =
                     back.as_ref().unwrap_or_else(|e| panic!("{t} written as {written:?} does not read back: {e}"));
                 assert_eq!(&format_time(*back, f, &tz), &written, "{t}: the text changed");
