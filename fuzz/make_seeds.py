@@ -2,7 +2,8 @@
 """Write the fuzz targets' seed corpora (fuzz/seeds/<target>/) and dictionaries (fuzz/dicts/) from
 the project's real files: the shipped descriptors and configuration, and the recorded fixtures.
 Run again when those change; the output is committed. Each seed's first byte picks what the rest is
-(see the comment at the top of each target)."""
+(see the comment at the top of each target). It only writes: inputs kept from fuzzing runs
+(seeds/parse_time/negative-year.bin) stay."""
 
 import json
 import re
