@@ -37,6 +37,17 @@ fn notify(state: &[sd_notify::NotifyState]) {
     }
 }
 
+/// The configured sources as the store registers them at the start (`ingest::register_sources`).
+pub fn registered_sources(
+    settings: &Settings,
+) -> Vec<(String, String, crate::core::descriptor::SystemKind, crate::config::PortalMode)> {
+    settings
+        .sources
+        .iter()
+        .map(|s| (s.config.name.clone(), s.config.adapter.clone(), s.descriptor.kind, s.config.portal_mode))
+        .collect()
+}
+
 /// Everything the merge must know, from the settings.
 pub fn merge_ctx(settings: &Settings) -> MergeCtx {
     MergeCtx {
@@ -93,11 +104,7 @@ async fn start_workers(
     clock: &SharedClock,
     stats: &Arc<Counters>,
 ) -> anyhow::Result<Workers> {
-    let registered: Vec<_> = settings
-        .sources
-        .iter()
-        .map(|s| (s.config.name.clone(), s.config.adapter.clone(), s.descriptor.kind, s.config.portal_mode))
-        .collect();
+    let registered = registered_sources(settings);
     writer.call(move |c| ingest::register_sources(c, &registered)).await?;
     let ctx = Arc::new(merge_ctx(settings));
     let env = crate::resync::Env {

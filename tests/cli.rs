@@ -249,6 +249,49 @@ fn the_delivery_benchmark_runs_and_reports_its_figures() {
     }
 }
 
+/// The number just before `word` in `line`.
+fn number_before(line: &str, word: &str) -> Option<f64> {
+    line.split(word).next()?.split_whitespace().last()?.parse().ok()
+}
+
+#[test]
+fn the_freshness_benchmark_runs_and_reports_its_figures() {
+    let (code, out) = run(bin().args([
+        "bench",
+        "freshness",
+        "--changes-per-sec",
+        "10",
+        "--minutes",
+        "0.2",
+        "--warmup-secs",
+        "1",
+        "--poll-interval",
+        "1",
+    ]));
+    assert_eq!(code, 0, "{out}");
+    let line = out.lines().find(|l| l.starts_with("freshness")).unwrap_or_else(|| panic!("no figures:\n{out}"));
+    assert!(line.contains("poll every 1 s") && line.contains("p50") && line.contains("p99"), "{line}");
+    let changes = number_before(line, "changes in").unwrap_or(0.0);
+    assert!(changes >= 50.0, "about 10 changes a second for 12 s: {line}");
+    assert_eq!(number_before(line, "never reached"), Some(0.0), "every change reached the portal: {line}");
+    let max = line.split("max ").nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse::<f64>().ok());
+    assert!(max.is_some_and(|m| m < 30.0), "with 1 s polls a change is on the portal within seconds: {line}");
+}
+
+#[test]
+fn the_resync_benchmark_runs_and_reports_its_figures() {
+    let (code, out) = run(bin().args(["bench", "resync", "--dossiers", "2000"]));
+    assert_eq!(code, 0, "{out}");
+    let first = out.lines().find(|l| l.starts_with("first sync")).unwrap_or_else(|| panic!("no first sync:\n{out}"));
+    assert!(number_before(first, "outbox rows queued").unwrap_or(0.0) >= 2000.0, "{first}");
+    let line = out.lines().find(|l| l.starts_with("re-sync")).unwrap_or_else(|| panic!("no figures:\n{out}"));
+    assert!(line.contains("dossiers/s") && line.contains("peak RSS") && line.contains("MiB (file + WAL)"), "{line}");
+    // The bulk records and the fixtures, every one merged again, and nothing changed: nothing queued.
+    assert!(number_before(line, "dossiers merged").unwrap_or(0.0) >= 2000.0, "{line}");
+    assert_eq!(number_before(line, "outbox rows queued"), Some(0.0), "{line}");
+    assert_eq!(number_before(line, "progress steps"), Some(0.0), "{line}");
+}
+
 #[test]
 fn every_shipped_descriptor_maps_its_systems_recorded_records() {
     use dvc_bridge::core::descriptor::Descriptor;

@@ -74,6 +74,12 @@ pub enum BenchWhat {
     /// over a scripted day with a portal outage, earliest deadline first against first in first
     /// out.
     Delivery(DeliveryArgs),
+    /// Seconds from a change in a source system to the portal's acknowledgement of it, at a steady
+    /// load, the real daemon against a simulated world on a real-time clock.
+    Freshness(super::bench_freshness::FreshnessArgs),
+    /// A full re-sync (`resync --all --now`) of a store holding a large simulated city system:
+    /// wall time, dossiers per second, peak memory, database size, outbox rows queued.
+    Resync(super::bench_resync::ResyncArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,7 +133,12 @@ fn parse_span(s: &str) -> Result<(jiff::civil::Time, jiff::civil::Time), String>
 
 /// Peak resident memory of this process, from the kernel (`VmHWM`), in MiB.
 pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    peak_rss_mib_of("self")
+}
+
+/// Peak resident memory of process `pid` (a number, or `self`), in MiB; `None` once it is gone.
+pub(super) fn peak_rss_mib_of(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
@@ -146,7 +157,7 @@ pub fn cpu_secs() -> Option<f64> {
 }
 
 /// A child process (the simulator, a daemon) that is killed if it is still running when dropped.
-struct KillOnDrop(Child);
+pub(super) struct KillOnDrop(pub(super) Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
@@ -490,6 +501,47 @@ async fn throughput(args: &DeliveryArgs, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `"; failed polls: moj 2, mps 1"` from the daemon's store at `db`, where any poll failed; empty
+/// otherwise.
+pub(super) fn failed_polls(db: &Path) -> String {
+    let failed: Vec<String> = store::open_reader(db)
+        .and_then(|c| {
+            let mut stmt = c.prepare("SELECT name, poll_errors FROM sources WHERE poll_errors > 0 ORDER BY name")?;
+            let rows = stmt
+                .query_map([], |r| Ok(format!("{} {}", r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .unwrap_or_default();
+    if failed.is_empty() { String::new() } else { format!("; failed polls: {}", failed.join(", ")) }
+}
+
+/// The daemon (`dvc-bridge run`) as a process of its own on `config`, logging warnings to
+/// `dir/daemon.log`.
+pub(super) fn spawn_daemon(config: &Path, dir: &Path) -> anyhow::Result<KillOnDrop> {
+    let daemon = Command::new(std::env::current_exe()?)
+        .args(["run", "--config"])
+        .arg(config)
+        .env_remove("NOTIFY_SOCKET")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
+        .spawn()?;
+    Ok(KillOnDrop(daemon))
+}
+
+/// A clean stop, as systemd would ask for it (killed after ten seconds).
+pub(super) async fn stop_daemon(mut daemon: KillOnDrop) -> anyhow::Result<()> {
+    let _ = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status();
+    for _ in 0..100 {
+        if daemon.0.try_wait()?.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
 /// What one scripted day measured.
 struct DayFigures {
     /// False-late dossier-minutes by the outage's start, by its end, and by the day's end.
@@ -503,19 +555,14 @@ struct DayFigures {
     acknowledged: usize,
     changes: u64,
     /// Failed polls per source, where any failed (a stalled source shows here, not as the
-    /// delivery order's doing).
-    poll_errors: Vec<(String, i64)>,
+    /// delivery order's doing), as `failed_polls` tells them.
+    poll_errors: String,
 }
 
 impl DayFigures {
     fn line(&self, args: &DeliveryArgs, order: &str) -> String {
         let hm = |t: jiff::Timestamp| t.to_zoned_datetime(crate::clock::vn_tz()).strftime("%H:%M").to_string();
-        let errors = if self.poll_errors.is_empty() {
-            String::new()
-        } else {
-            let list: Vec<String> = self.poll_errors.iter().map(|(s, n)| format!("{s} {n}")).collect();
-            format!("; failed polls: {}", list.join(", "))
-        };
+        let errors = &self.poll_errors;
         format!(
             "delivery day ({order}): {:.0} false-late dossier-minutes: {:.0} before the outage, {:.0} during it, {:.0} \
              after it; peak {} falsely late; none left from {}; {} dossier objects acknowledged, {} upstream changes \
@@ -585,15 +632,7 @@ async fn day(args: &DeliveryArgs, order: &str, dir: &Path) -> anyhow::Result<Day
     set("delivery", "order", order.into());
     set("portal", "rate_limit_per_sec", i64::from(args.day_rate_limit).into());
     std::fs::write(&config, toml::to_string(&doc)?)?;
-    let daemon = Command::new(std::env::current_exe()?)
-        .args(["run", "--config"])
-        .arg(&config)
-        .env_remove("NOTIFY_SOCKET")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("daemon.log"))?)
-        .spawn()?;
-    let daemon = KillOnDrop(daemon);
+    let daemon = spawn_daemon(&config, dir)?;
 
     let outage_start = on_day(args.outage_at)?;
     let outage_end = outage_start + jiff::SignedDuration::from_mins(args.outage_minutes);
@@ -621,23 +660,8 @@ async fn day(args: &DeliveryArgs, order: &str, dir: &Path) -> anyhow::Result<Day
     let end = world.portal_lateness();
     let acknowledged = world.portal_receipts().len();
     let changes = world.stats().changes_made;
-    let poll_errors = store::open_reader(&dir.join("data/dvc-bridge.db"))
-        .and_then(|c| {
-            let mut stmt = c.prepare("SELECT name, poll_errors FROM sources WHERE poll_errors > 0 ORDER BY name")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
-        })
-        .unwrap_or_default();
-    // A clean stop, as systemd would ask for it (killed after ten seconds).
-    let mut daemon = daemon;
-    let _ = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status();
-    for _ in 0..100 {
-        if daemon.0.try_wait()?.is_some() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    drop(daemon);
+    let poll_errors = failed_polls(&dir.join("data/dvc-bridge.db"));
+    stop_daemon(daemon).await?;
     world.shutdown().await;
     let total = end.false_late_dossier_minutes;
     Ok(DayFigures {
@@ -652,6 +676,15 @@ async fn day(args: &DeliveryArgs, order: &str, dir: &Path) -> anyhow::Result<Day
     })
 }
 
+/// The folder a benchmark works in: `data_dir`, else a temporary one, removed when the guard
+/// returned with it is dropped.
+fn work_dir(data_dir: Option<&Path>) -> anyhow::Result<(tempfile::TempDir, std::path::PathBuf)> {
+    let tmp = tempfile::tempdir()?;
+    let dir = data_dir.map_or_else(|| tmp.path().to_path_buf(), Path::to_path_buf);
+    std::fs::create_dir_all(&dir)?;
+    Ok((tmp, dir))
+}
+
 pub fn main(args: &BenchArgs) -> u8 {
     super::init_tracing("warn", false);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -661,9 +694,7 @@ pub fn main(args: &BenchArgs) -> u8 {
     let result = rt.block_on(async {
         match &args.what {
             BenchWhat::Ingest { records, page_size, data_dir, city_url, api_key_file } => {
-                let tmp = tempfile::tempdir()?;
-                let dir = data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-                std::fs::create_dir_all(&dir)?;
+                let (_tmp, dir) = work_dir(data_dir.as_deref())?;
                 let feed = match (city_url, api_key_file) {
                     (Some(city_url), Some(api_key_file)) => {
                         Feed::Running { city_url: city_url.clone(), api_key_file: api_key_file.clone() }
@@ -674,10 +705,16 @@ pub fn main(args: &BenchArgs) -> u8 {
             }
             BenchWhat::Merge { dossiers, duplicated } => merge(*dossiers, *duplicated),
             BenchWhat::Delivery(a) => {
-                let tmp = tempfile::tempdir()?;
-                let dir = a.data_dir.clone().unwrap_or_else(|| tmp.path().to_path_buf());
-                std::fs::create_dir_all(&dir)?;
+                let (_tmp, dir) = work_dir(a.data_dir.as_deref())?;
                 delivery(a, &dir).await
+            }
+            BenchWhat::Freshness(a) => {
+                let (_tmp, dir) = work_dir(a.data_dir.as_deref())?;
+                super::bench_freshness::run(a, &dir).await
+            }
+            BenchWhat::Resync(a) => {
+                let (_tmp, dir) = work_dir(a.data_dir.as_deref())?;
+                super::bench_resync::run(a, &dir).await
             }
         }
     });

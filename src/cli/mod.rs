@@ -5,6 +5,8 @@
 
 pub mod attest;
 pub mod bench;
+mod bench_freshness;
+mod bench_resync;
 pub mod check_config;
 pub mod demo;
 pub mod explain;

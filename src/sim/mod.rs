@@ -297,6 +297,17 @@ pub struct SilentChange {
     pub to: u8,
 }
 
+/// One change a change round made (see [`World::change_journal`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// The code the portal shows the case under (its earliest member's).
+    pub code: String,
+    /// The status the portal should show after the change (the authoritative member's).
+    pub status: u8,
+    /// When the change was made, in world time; the system stamps it to the whole second.
+    pub at: Timestamp,
+}
+
 /// What the portal holds under one `MaHoSo`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PortalCopy {
@@ -454,7 +465,8 @@ impl Shared {
     /// One round of changes stamped with the current sim second, unless paused (or forced), and
     /// the silent changes the `silent_change` faults draw for it.
     fn round(&self, force: bool) -> u32 {
-        let now = model::whole_second(self.now());
+        let at = self.now();
+        let now = model::whole_second(at);
         // Drawn, and counted, outside the upstream lock: nesting the two locks would give them an
         // order to keep, and the faults lock held through a round would stall every request's gate.
         let silent = self.lock_faults().silent_draws();
@@ -463,7 +475,7 @@ impl Shared {
             return 0;
         }
         let scripted = up.play_script(now);
-        let made = scripted + up.round(now, self.opts.changes_per_tick, self.opts.malformed_every, None);
+        let made = scripted + up.round(at, self.opts.changes_per_tick, self.opts.malformed_every, None);
         let quiet: usize = silent.into_iter().map(|s| up.silent_change(s, 1, now, false).len()).sum();
         drop(up);
         self.lock_faults().count_n("silent_change", quiet as u64);
@@ -498,8 +510,7 @@ impl Shared {
     /// A forced round confined to one system's records (or all): the `modify_during_walk` fault.
     /// It happens even while paused, because it was asked for.
     fn change_round(&self, only: Option<Source>) -> u32 {
-        let now = model::whole_second(self.now());
-        let made = self.lock_upstream().round(now, self.opts.changes_per_tick.max(1), None, only);
+        let made = self.lock_upstream().round(self.now(), self.opts.changes_per_tick.max(1), None, only);
         self.self_sync();
         made
     }
@@ -834,6 +845,14 @@ impl World {
     /// the order sent).
     pub fn portal_receipts(&self) -> Vec<Receipt> {
         self.shared.lock_portal().receipts.clone()
+    }
+
+    /// The changes the change rounds made since the last call (the ticker's and
+    /// [`World::change_now`]'s; not scripted or silent ones), oldest first: for each, the case's
+    /// portal code, the status the portal should then show, and when it was made. What nobody
+    /// takes is kept up to the latest 100,000.
+    pub fn change_journal(&self) -> Vec<Change> {
+        self.shared.lock_upstream().take_journal()
     }
 
     /// Which dossiers the portal shows late now, which of them falsely (the sources' own times

@@ -7,7 +7,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, BTreeSet, HashMap},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
 };
 
 use jiff::{
@@ -17,7 +17,7 @@ use jiff::{
 use serde_json::Value;
 
 use super::{
-    Duplication, ExpectedDossier, ExpectedMember, SilentChange,
+    Change, Duplication, ExpectedDossier, ExpectedMember, SilentChange,
     catalogue::{ApplicantKind, Catalogue, Procedure},
     city,
     faults::RECORDS,
@@ -361,7 +361,14 @@ pub struct Upstream {
     identity_linked: BTreeSet<String>,
     /// Scripted finishes still to come (see [`Upstream::due_wave`]).
     script: scenario::Script,
+    /// The change rounds' changes not yet taken (see [`Upstream::take_journal`]), the oldest
+    /// dropped beyond [`JOURNAL_CAP`].
+    journal: VecDeque<Change>,
 }
+
+/// The most changes the journal keeps untaken: a world nobody reads the journal of stays bounded
+/// (a few MiB).
+const JOURNAL_CAP: usize = 100_000;
 
 /// Where a dossier code ends in its sequence number: `H26.31-251215-0007` → 7.
 fn code_seq(code: &str) -> u64 {
@@ -461,6 +468,7 @@ impl Upstream {
             templates: Source::ALL.iter().map(|_| HashMap::new()).collect(),
             identity_linked: BTreeSet::new(),
             script: scenario::Script::default(),
+            journal: VecDeque::new(),
         }
     }
 
@@ -846,19 +854,22 @@ impl Upstream {
     }
 
     /// One round of upstream activity at world time `now` (each system stamps it with its own
-    /// clock): up to `n` changes, none of them to a record already changed in this round. `only`
-    /// confines the round to one system's records (a change "during a walk" of that system).
-    /// Returns how many changes were made.
+    /// clock, to the whole second): up to `n` changes, none of them to a record already changed in
+    /// this round, each noted in the journal at `now` itself. `only` confines the round to one
+    /// system's records (a change "during a walk" of that system). Returns how many changes were
+    /// made.
     pub fn round(&mut self, now: Timestamp, n: u32, malformed_every: Option<u32>, only: Option<Source>) -> u32 {
+        let (at, now) = (now, super::model::whole_second(now));
         let mut touched: BTreeSet<Member> = BTreeSet::new();
         let mut made = 0;
         for _ in 0..n {
-            let candidates: Vec<Member> = self
+            let candidates: Vec<(usize, Member)> = self
                 .cases
                 .iter()
-                .filter_map(|c| self.authoritative(c))
-                .filter(|m| only.is_none_or(|s| m.0 == s) && !touched.contains(m) && !self.script.holds(m))
-                .filter(|&m| {
+                .enumerate()
+                .filter_map(|(case, c)| Some((case, self.authoritative(c)?)))
+                .filter(|(_, m)| only.is_none_or(|s| m.0 == s) && !touched.contains(m) && !self.script.holds(m))
+                .filter(|&(_, m)| {
                     self.dossier(m).is_some_and(|d| {
                         matches!(d.status, 2 | 4 | 5 | 9) && d.updated_at + self.step_gap(d) <= self.stamp(m.0, now)
                     })
@@ -871,6 +882,7 @@ impl Upstream {
                     continue;
                 }
                 touched.extend(created);
+                self.note(self.cases.len() - 1, at);
                 self.new_dossiers += 1;
                 if malformed_every.is_some_and(|every| every > 0 && self.new_dossiers.is_multiple_of(u64::from(every)))
                 {
@@ -878,14 +890,33 @@ impl Upstream {
                 }
                 made += 1;
             } else if !candidates.is_empty() {
-                let m = candidates[self.rng.usize(..candidates.len())];
+                let (case, m) = candidates[self.rng.usize(..candidates.len())];
                 self.advance(m, now, true);
+                self.note(case, at);
                 touched.insert(m);
                 made += 1;
             }
         }
         self.changes_made += u64::from(made);
         made
+    }
+
+    /// Notes in the journal that a case changed at `at`: its portal code and the status the
+    /// portal should now show.
+    fn note(&mut self, case: usize, at: Timestamp) {
+        let Some(members) = self.cases.get(case) else { return };
+        let (Some((_, first)), Some(auth)) = (self.earliest(members), self.authoritative(members)) else { return };
+        let Some(status) = self.dossier(auth).map(|d| d.status) else { return };
+        let change = Change { code: first.code.clone(), status, at };
+        if self.journal.len() == JOURNAL_CAP {
+            self.journal.pop_front();
+        }
+        self.journal.push_back(change);
+    }
+
+    /// The change rounds' changes since the last call, oldest first (at most [`JOURNAL_CAP`]).
+    pub fn take_journal(&mut self) -> Vec<Change> {
+        self.journal.drain(..).collect()
     }
 
     /// How long `d` rests after a change before it may change again (see [`Tuning::min_step_gap`]).

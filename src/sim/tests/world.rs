@@ -52,6 +52,30 @@ async fn a_round_stamps_every_change_with_the_same_second() {
 }
 
 #[tokio::test]
+async fn the_change_journal_names_each_changed_case_by_its_portal_code_and_new_status() {
+    let w = World::start(opts()).await.unwrap();
+    let before = w.now();
+    let made: u32 = (0..5).map(|_| w.change_now()).sum();
+    let journal = w.change_journal();
+    assert_eq!(journal.len(), made as usize, "one entry per change");
+    assert!(w.change_journal().is_empty(), "taking the journal empties it");
+    let expected = w.expected_portal();
+    for c in &journal {
+        assert!(c.at >= before && c.at <= w.now(), "{c:?}: made in the rounds, to the instant");
+        let e = expected.get(&c.code).unwrap_or_else(|| panic!("{c:?}: not a portal code"));
+        assert_eq!(e.portal_code, c.code);
+    }
+    // A case's last change leaves the status the portal should show.
+    let mut last = std::collections::BTreeMap::new();
+    for c in &journal {
+        last.insert(c.code.as_str(), c.status);
+    }
+    for (code, status) in last {
+        assert_eq!(expected[code].status, status, "{code}");
+    }
+}
+
+#[tokio::test]
 async fn expected_truth_follows_the_authority_rule_for_every_ministrys_pairs() {
     let w = World::start(opts()).await.unwrap();
     let expected = w.expected_portal();
