@@ -13,6 +13,10 @@ use dvc_bridge::core::timefmt::{DateFormat, parse_time};
 use proptest::prelude::*;
 use serde_json::Value;
 
+#[path = "support/places.rs"]
+mod places;
+use places::place;
+
 const SYSTEMS: [(&str, &str); 6] =
     [("city", "city-igate"), ("moj", "moj"), ("moc", "moc"), ("mae", "mae"), ("mof", "mof"), ("mps", "mps")];
 
@@ -62,32 +66,6 @@ fn any_json() -> impl Strategy<Value = Value> {
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
-}
-
-/// How many places (values, nested ones included) `v` has.
-fn places(v: &Value) -> usize {
-    1 + match v {
-        Value::Object(m) => m.values().map(places).sum(),
-        Value::Array(a) => a.iter().map(places).sum(),
-        _ => 0,
-    }
-}
-
-/// The value at the `pick`-th place of a walk through `v` (pre-order), to damage.
-fn place(v: &mut Value, pick: usize) -> &mut Value {
-    fn walk<'a>(v: &'a mut Value, pick: &mut usize) -> Option<&'a mut Value> {
-        if *pick == 0 {
-            return Some(v);
-        }
-        *pick -= 1;
-        match v {
-            Value::Object(m) => m.values_mut().find_map(|c| walk(c, pick)),
-            Value::Array(a) => a.iter_mut().find_map(|c| walk(c, pick)),
-            _ => None,
-        }
-    }
-    let mut pick = pick % places(v);
-    walk(v, &mut pick).expect("every place below the count is found")
 }
 
 /// A text with one line dropped, repeated, or garbled at one character.

@@ -20,6 +20,10 @@ use dvc_bridge::core::mapping::Mapper;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Map, Number, Value};
 
+#[path = "../../tests/support/places.rs"]
+mod places;
+use places::place;
+
 struct System {
     name: &'static str,
     mapper: Mapper,
@@ -95,31 +99,6 @@ fn systems() -> &'static [System] {
     })
 }
 
-/// How many places (values, nested ones included) `v` has.
-fn places(v: &Value) -> usize {
-    1 + match v {
-        Value::Object(m) => m.values().map(places).sum(),
-        Value::Array(a) => a.iter().map(places).sum(),
-        _ => 0,
-    }
-}
-
-/// The `pick`-th place of a pre-order walk through `v`.
-fn place(v: &mut Value, pick: usize) -> &mut Value {
-    fn walk<'a>(v: &'a mut Value, pick: &mut usize) -> Option<&'a mut Value> {
-        if *pick == 0 {
-            return Some(v);
-        }
-        *pick -= 1;
-        match v {
-            Value::Object(m) => m.values_mut().find_map(|c| walk(c, pick)),
-            Value::Array(a) => a.iter_mut().find_map(|c| walk(c, pick)),
-            _ => None,
-        }
-    }
-    let mut pick = pick % places(v);
-    walk(v, &mut pick).expect("every place below the count is found")
-}
 
 /// A JSON value built from the bytes, at most `depth` levels deep.
 fn value(u: &mut Unstructured, s: &System, depth: u32) -> Result<Value> {
