@@ -20,6 +20,13 @@ pub struct MapError {
     pub reason: String,
 }
 
+/// The years a dossier's times can fall in, in the descriptor's time zone. Date parsing is lenient
+/// (`%Y` reads `60` as the year 60 and `-2` as 2 BC; sources write `0001-01-01` or epoch 0 for "no
+/// date"): such a time would reach the portal as a dossier received or due two thousand years ago,
+/// shown late, or as a time `yyyyMMddHHmmss` cannot write. Electronic dossiers start well after 2000;
+/// the end leaves every due time this century room.
+pub const DOSSIER_YEARS: std::ops::RangeInclusive<i16> = 2000..=2099;
+
 /// A descriptor made ready for mapping (time zone resolved once, not per record).
 #[derive(Debug, Clone)]
 pub struct Mapper {
@@ -115,9 +122,25 @@ impl Ctx<'_> {
         match lookup(v, path) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-            Some(x) => parse_time(x, &self.m.descriptor.dates.format, &self.m.tz)
-                .map(Some)
-                .map_err(|r| self.err(field, path, r)),
+            Some(x) => {
+                let t =
+                    parse_time(x, &self.m.descriptor.dates.format, &self.m.tz).map_err(|r| self.err(field, path, r))?;
+                let year = t.to_zoned_datetime(self.m.tz.clone()).year();
+                if !DOSSIER_YEARS.contains(&year) {
+                    return Err(self.err(
+                        field,
+                        path,
+                        format!(
+                            "{x} reads as the year {year}, outside the years {}–{} a dossier's times can fall in \
+                             (a two-digit or negative year, or a placeholder such as 0001-01-01 or epoch 0, \
+                             is the source's error: correct the record there, it is read again when it changes)",
+                            DOSSIER_YEARS.start(),
+                            DOSSIER_YEARS.end()
+                        ),
+                    ));
+                }
+                Ok(Some(t))
+            }
         }
     }
 
@@ -488,6 +511,39 @@ status = "tt2"
         assert_eq!(m.map("moj", &bad).unwrap_err().field, "steps[0]");
 
         assert!(m.map("moj", &json!([1, 2])).is_err());
+    }
+
+    #[test]
+    fn a_time_outside_the_dossier_years_is_refused_with_its_reading() {
+        let m = mapper();
+        // What the lenient pattern reads: a two-digit year, a negative one, .NET's "no date".
+        for (value, year) in [
+            ("2026-01-16 08:00:00", None),
+            ("60-01-16 08:00:00", Some("60")),
+            ("-2-01-16 08:00:00", Some("-2")),
+            ("0001-01-01 00:00:00", Some("1")),
+            ("2100-01-01 00:00:00", Some("2100")),
+            ("1999-12-31 23:59:59", Some("1999")),
+        ] {
+            let mut rec = good();
+            rec["nhan"] = json!(value);
+            match (m.map("moj", &rec), year) {
+                (Ok(_), None) => {}
+                (Err(e), Some(y)) => {
+                    assert_eq!((e.field.as_str(), e.path.as_str()), ("received_at", "nhan"), "{value}");
+                    assert!(
+                        e.reason.contains(&format!("the year {y},")) && e.reason.contains("2000–2099"),
+                        "{}",
+                        e.reason
+                    );
+                }
+                (got, _) => panic!("{value}: {got:?}"),
+            }
+        }
+        // Every time the mapper reads goes through the same check: a step's time too.
+        let mut rec = good();
+        rec["buoc"][0]["luc"] = json!("0001-01-01 00:00:00");
+        assert_eq!(m.map("moj", &rec).unwrap_err().field, "steps[0]");
     }
 
     #[test]
