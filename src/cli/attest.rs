@@ -31,7 +31,6 @@ pub struct AttestArgs {
 }
 
 pub fn main(file: &Path, args: &AttestArgs) -> u8 {
-    super::init_tracing("warn", false);
     let result = (|| -> anyhow::Result<u8> {
         let op = &args.op;
         op.check()?;

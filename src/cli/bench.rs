@@ -490,9 +490,15 @@ async fn throughput(args: &DeliveryArgs, dir: &Path) -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
+    let configured = crate::config::default_portal_rate();
+    let limit = match args.rate_limit.cmp(&configured) {
+        std::cmp::Ordering::Equal => "the configured default".to_string(),
+        std::cmp::Ordering::Greater => format!("lifted from the configured {configured}"),
+        std::cmp::Ordering::Less => format!("lowered from the configured {configured}"),
+    };
     println!(
         "delivery: {acked} dossiers acknowledged in {} DongBoHoSoMC calls of up to {}, {secs:.2} s: {:.0} dossiers/s \
-         ({parked} parked; portal rate limit {} calls/s, lifted from the configured 10)",
+         ({parked} parked; portal rate limit {} calls/s, {limit})",
         sim.portal_dong_bo_calls,
         args.batch_size,
         acked as f64 / secs,
@@ -686,7 +692,6 @@ fn work_dir(data_dir: Option<&Path>) -> anyhow::Result<(tempfile::TempDir, std::
 }
 
 pub fn main(args: &BenchArgs) -> u8 {
-    super::init_tracing("warn", false);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return super::fail(&e.into()),

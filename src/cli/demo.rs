@@ -250,7 +250,6 @@ fn summary(world: &World, stats: &Counters, db: &Path) -> String {
 }
 
 pub fn main(args: &DemoArgs) -> u8 {
-    super::init_tracing("warn", false);
     let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return super::fail(&e.into()),

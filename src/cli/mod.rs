@@ -100,7 +100,7 @@ pub enum Command {
     Attest(attest::AttestArgs),
     /// Run only the simulated systems, on fixed ports (for tests and trying things by hand).
     Simulate(simulate::SimulateArgs),
-    /// Measure: `bench ingest` (records per second into the store, peak memory).
+    /// Measure the bridge: ingest, merge, delivery, freshness and a full re-sync (figures in BENCHMARKS.md).
     Bench(bench::BenchArgs),
 }
 
@@ -130,11 +130,6 @@ impl OperatorArgs {
         );
         Ok(())
     }
-}
-
-/// Set up tracing to stderr.
-pub fn init_tracing(level: &str, json: bool) {
-    init_logging(level, if json { LogOutput::Json } else { LogOutput::Text });
 }
 
 /// Set up tracing: to stderr (text or JSON lines), or to journald with structured fields. When the
@@ -169,6 +164,11 @@ pub fn init_logging(level: &str, output: LogOutput) {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `run` sets its logging up from the configuration it loads; every other command logs warnings
+    // and errors only, as text on a terminal unless `--log-format` says otherwise.
+    if !matches!(cli.command, Command::Run) {
+        init_logging("warn", LogOutput::choose(cli.log_format, crate::config::LogFormat::Text));
+    }
     let code = match cli.command {
         Command::CheckConfig => check_config::main(&cli.config),
         Command::Status(ref a) => status::main(&cli.config, a),

@@ -207,7 +207,6 @@ async fn now(settings: Settings, scope: Scope, by: String, json: bool) -> anyhow
 }
 
 pub fn main(file: &Path, args: &ResyncArgs) -> u8 {
-    super::init_tracing("warn", false);
     let settings = match crate::config::load(file, args.now) {
         Ok(s) => s,
         Err(e) => {

@@ -34,7 +34,6 @@ fn parse_bulk(s: &str) -> Result<(String, usize), String> {
 }
 
 pub fn main(args: &SimulateArgs) -> u8 {
-    super::init_tracing("warn", false);
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return super::fail(&e.into()),

@@ -21,7 +21,6 @@ pub struct SplitArgs {
 }
 
 pub fn main(file: &Path, args: &SplitArgs) -> u8 {
-    super::init_tracing("warn", false);
     let result = (|| -> anyhow::Result<u8> {
         let (source, native_id) = args
             .record

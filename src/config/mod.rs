@@ -272,7 +272,7 @@ pub struct PortalConfig {
 fn default_portal_timeout() -> u64 {
     30
 }
-fn default_portal_rate() -> u32 {
+pub(crate) fn default_portal_rate() -> u32 {
     10
 }
 
