@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use dvc_bridge::core::calendar::{Calendar, TimeLimit};
+use dvc_bridge::core::calendar::{Calendar, DeadlineCase, Pause, TimeLimit, Verdict};
 use dvc_bridge::core::cutover::CutoverTable;
 use dvc_bridge::core::descriptor::Descriptor;
 use dvc_bridge::core::mapping::Mapper;
@@ -127,9 +127,49 @@ fn calendar(text: &str) {
                     if let Ok(due) = cal.due(received, limit) {
                         assert!(due >= received, "{limit}: due {due} before the receipt {received}");
                         let _ = cal.working_time_between(received, due);
+                        verdicts(&cal, received, limit, due);
                     }
                 }
             }
+        }
+    }
+}
+
+/// The verdict the calendar gives (as `explain` computes it, every step written out): a dossier that
+/// ended at its due time is not late, one a second later is; with a supplement requested and
+/// answered before the due time, the due time moves later by the paused working time, never earlier.
+fn verdicts(cal: &Calendar, received: Timestamp, limit: TimeLimit, due: Timestamp) {
+    let second = jiff::SignedDuration::from_secs(1);
+    let judge = |ended: Timestamp, pauses: &[Pause]| {
+        let case =
+            DeadlineCase { received_at: received, limit, supplements: pauses, ended_at: Some(ended), as_of: ended };
+        let explained = cal.explain(&case);
+        if let Ok(a) = &explained {
+            assert!(!a.steps.is_empty(), "{limit}: an explanation without steps");
+            assert_eq!(Ok(a.due), cal.assess(&case).map(|b| b.due), "{limit}: explain and assess disagree");
+        }
+        explained.ok()
+    };
+    if let Some(a) = judge(due, &[]) {
+        assert_eq!(a.due, due, "{limit}: assess and due disagree");
+        assert!(
+            a.verdict.is_some_and(Verdict::is_on_time),
+            "{limit}: ended at its due time {due}, judged {:?}",
+            a.verdict
+        );
+    }
+    if let Some(a) = due.checked_add(second).ok().and_then(|end| judge(end, &[])) {
+        assert!(
+            matches!(a.verdict, Some(Verdict::Late(_))),
+            "{limit}: ended after its due time, judged {:?}",
+            a.verdict
+        );
+    }
+    if due > received {
+        let pause = Pause { requested_at: received, received_at: Some(due) };
+        if let Some(a) = judge(due, &[pause]) {
+            assert!(a.due >= due, "{limit}: a supplement's pause moved the due time earlier: {} < {due}", a.due);
+            let _ = cal.judge(due, &[pause], Some(due), due);
         }
     }
 }

@@ -99,7 +99,6 @@ fn systems() -> &'static [System] {
     })
 }
 
-
 /// A JSON value built from the bytes, at most `depth` levels deep.
 fn value(u: &mut Unstructured, s: &System, depth: u32) -> Result<Value> {
     let kinds = if depth == 0 { 7 } else { 9 };
