@@ -178,11 +178,7 @@ async fn remerge(env: &Env, ids: &[i64], named: &HashSet<i64>) -> anyhow::Result
         // A source no longer configured: its records stay as they were mapped.
         let Some(src) = env.settings.sources.iter().find(|s| s.config.name == source) else { continue };
         let mapper = Mapper::new(src.descriptor.clone());
-        let now = env.clock.now();
-        let items = raws
-            .into_iter()
-            .map(|(t, v)| crate::source::incoming(&mapper, &source, &v, Some(t), &env.ctx, now))
-            .collect();
+        let items = raws.into_iter().map(|(t, v)| crate::source::remapped(&mapper, &source, &v, t)).collect();
         pages.push(Page { source, items, cursor: None, remap: true });
     }
     let (ctx, now) = (env.ctx.clone(), env.clock.now());

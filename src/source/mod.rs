@@ -96,6 +96,16 @@ pub fn incoming(
     }
 }
 
+/// [`incoming`] for a stored payload mapped again (a re-sync re-merging its cases): nearly always
+/// in a case already, so what the record would be on its own is left for the writer to prepare
+/// if it ever needs it.
+pub fn remapped(mapper: &Mapper, source: &str, raw: &serde_json::Value, text: String) -> Incoming {
+    match mapper.map(source, raw) {
+        Ok(r) => Incoming::remapped(r, text),
+        Err(e) => Incoming::bad(mapper.native_id(raw), e.to_string(), text),
+    }
+}
+
 /// A page handed to the writer.
 struct Committing(Pending<(IngestReport, Page)>);
 

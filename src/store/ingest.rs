@@ -63,8 +63,17 @@ pub struct Prepared {
     pub raw_hash: String,
     pub mapped_json: String,
     /// What the portal gets if this record starts a case of its own (the usual case on a first
-    /// sync): prepared here so that the writer only has to store it.
-    pub solo: Solo,
+    /// sync): prepared on the poller's thread so that the writer only has to store it; left for the
+    /// writer to prepare when the record is most likely in a case already (a stored payload mapped
+    /// again), where preparing it would be wasted work on most records.
+    solo: std::cell::OnceCell<Solo>,
+}
+
+impl Prepared {
+    /// The record's case on its own: prepared before, or now.
+    pub fn solo(&self, ctx: &MergeCtx, now: Timestamp) -> &Solo {
+        self.solo.get_or_init(|| Solo::of(&self.record, ctx, now))
+    }
 }
 
 /// The case of a record that is its only member, decided in full: the dossier row, the portal
@@ -200,10 +209,19 @@ impl Incoming {
     /// A record that mapped, and its payload as received.
     /// `now`: when it is prepared (a case of its own is reckoned as of then).
     pub fn mapped(record: SourceRecord, raw_text: String, ctx: &MergeCtx, now: Timestamp) -> Incoming {
+        let incoming = Incoming::remapped(record, raw_text);
+        if let Incoming::Mapped(p) = &incoming {
+            p.solo(ctx, now);
+        }
+        incoming
+    }
+
+    /// A stored payload that mapped again: its case on its own is prepared by the writer, only if
+    /// the record turns out to start one.
+    pub fn remapped(record: SourceRecord, raw_text: String) -> Incoming {
         let raw_hash = sha256_hex(raw_text.as_bytes());
         let mapped_json = serde_json::to_string(&record).unwrap_or_default();
-        let solo = Solo::of(&record, ctx, now);
-        Incoming::Mapped(Box::new(Prepared { record, raw_text, raw_hash, mapped_json, solo }))
+        Incoming::Mapped(Box::new(Prepared { record, raw_text, raw_hash, mapped_json, solo: Default::default() }))
     }
 
     /// A record that did not map, and why.
@@ -668,7 +686,7 @@ fn link(
     let decision = link::decide(rec, current, &candidates, linking);
     let Some(target) = decision.case else {
         // Only a new record starts a case (a stored one is in one already): written once, final.
-        let s = &p.solo;
+        let s = p.solo(ctx, now);
         conn.prepare_cached(
             "INSERT INTO dossiers (portal_code, status, due_at, received_at, version, content_hash, canonical,
                                    created_at, updated_at, computed_due, portal_due, watch_due, due_flags)
@@ -880,7 +898,7 @@ fn started(
     p: &Prepared,
     now: Timestamp,
 ) -> anyhow::Result<u32> {
-    let (rec, s) = (&p.record, &p.solo);
+    let (rec, s) = (&p.record, p.solo(ctx, now));
     log.append(
         conn,
         now,
@@ -1161,6 +1179,28 @@ mod tests {
             outbox::ack(conn, &row, now()).unwrap();
         }
         sent
+    }
+
+    #[test]
+    fn a_remapped_record_that_starts_a_case_is_prepared_by_the_writer_as_the_poller_would() {
+        // A re-sync maps stored payloads without preparing their case on its own; the rare one that
+        // still starts a case (its case was split off, say) must get the same dossier and object.
+        let r = rec("moj", "M-9", "2026-02-03T02:00:00Z", "2026-02-05T02:00:00Z", Status::Processing);
+        let mut stored = Vec::new();
+        for item in [mapped(&r), Incoming::remapped(r.clone(), serde_json::to_string(&r).unwrap())] {
+            let (_d, mut conn, ctx) = setup();
+            let page = Page { source: "moj".into(), items: vec![item], cursor: None, remap: false };
+            assert_eq!(ingest_page(&mut conn, &ctx, page, now()).unwrap().new, 1);
+            let row: (String, i64, Option<String>) = conn
+                .query_row("SELECT content_hash, status, due_at FROM dossiers WHERE portal_code = 'M-9'", [], |x| {
+                    Ok((x.get(0)?, x.get(1)?, x.get(2)?))
+                })
+                .unwrap();
+            let queued = send_all(&mut conn);
+            stored.push((row, queued));
+        }
+        assert_eq!(stored[0], stored[1]);
+        assert_eq!(stored[0].1.len(), 1, "the new case is queued for the portal: {:?}", stored[0].1);
     }
 
     #[test]
