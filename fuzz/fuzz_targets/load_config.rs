@@ -17,6 +17,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
+use dvc_bridge::cli::demo;
 use dvc_bridge::core::calendar::{Calendar, DeadlineCase, Pause, TimeLimit, Verdict};
 use dvc_bridge::core::cutover::CutoverTable;
 use dvc_bridge::core::descriptor::Descriptor;
@@ -26,18 +27,11 @@ use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 
-const ADAPTERS: [(&str, &str); 6] = [
-    ("city-igate.toml", include_str!("../../adapters/city-igate.toml")),
-    ("moj.toml", include_str!("../../adapters/moj.toml")),
-    ("moc.toml", include_str!("../../adapters/moc.toml")),
-    ("mae.toml", include_str!("../../adapters/mae.toml")),
-    ("mof.toml", include_str!("../../adapters/mof.toml")),
-    ("mps.toml", include_str!("../../adapters/mps.toml")),
-];
-
+/// The shipped descriptors are `dvc_bridge::cli::demo::ADAPTERS`; the configuration folder's other
+/// files are the shipped ones too.
 const CONFIG: [(&str, &str); 3] = [
-    ("calendar.toml", include_str!("../../config/calendar.toml")),
-    ("procedures.toml", include_str!("../../config/procedures.toml")),
+    ("calendar.toml", demo::CALENDAR),
+    ("procedures.toml", demo::PROCEDURES),
     ("cutover.toml", include_str!("../../config/cutover.toml")),
 ];
 
@@ -58,7 +52,7 @@ fn config_file() -> &'static PathBuf {
         let root = tempfile::Builder::new().prefix("dvc-bridge-fuzz-").tempdir().expect("temp dir").keep();
         std::fs::create_dir_all(root.join("config")).unwrap();
         std::fs::create_dir_all(root.join("adapters")).unwrap();
-        for (name, text) in ADAPTERS {
+        for (name, text) in demo::ADAPTERS {
             std::fs::write(root.join("adapters").join(name), text).unwrap();
         }
         for (name, text) in CONFIG {

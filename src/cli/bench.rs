@@ -311,16 +311,16 @@ async fn ingest(feed: Feed, page_size: u32, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Cases are generated in chunks and merged as they come, so that memory stays flat; only the
-/// merging is timed.
 /// The calendar and time limits shipped in `config/`, built into the binary for the benchmarks.
 fn shipped_deadlines() -> anyhow::Result<crate::core::deadline::DeadlineRules> {
-    let calendar = crate::core::calendar::Calendar::parse(include_str!("../../config/calendar.toml"))
+    let calendar = crate::core::calendar::Calendar::parse(super::demo::CALENDAR)
         .map_err(|e| anyhow::anyhow!("the shipped calendar: {e:?}"))?;
-    let procedures = toml::from_str(include_str!("../../config/procedures.toml"))?;
+    let procedures = toml::from_str(super::demo::PROCEDURES)?;
     Ok(crate::core::deadline::DeadlineRules::new(calendar, procedures))
 }
 
+/// Cases are generated in chunks and merged as they come, so that memory stays flat; only the
+/// merging is timed.
 fn merge(dossiers: usize, duplicated: f64) -> anyhow::Result<()> {
     use crate::core::descriptor::SystemKind;
     use crate::core::merge::{self, Member, MergeOutcome};

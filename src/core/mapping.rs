@@ -27,11 +27,14 @@ pub struct MapError {
 /// the end leaves every due time this century room.
 pub const DOSSIER_YEARS: std::ops::RangeInclusive<i16> = 2000..=2099;
 
-/// A descriptor made ready for mapping (time zone resolved once, not per record).
+/// A descriptor made ready for mapping (time zone and the bounds of [`DOSSIER_YEARS`] resolved once,
+/// not per record).
 #[derive(Debug, Clone)]
 pub struct Mapper {
     pub descriptor: Descriptor,
     tz: TimeZone,
+    /// The first instant of [`DOSSIER_YEARS`] and the first after it, in `tz`.
+    years: std::ops::Range<Timestamp>,
 }
 
 /// Follow a dotted path (`a.b.0.c`) into a JSON value. `null` counts as absent.
@@ -125,8 +128,8 @@ impl Ctx<'_> {
             Some(x) => {
                 let t =
                     parse_time(x, &self.m.descriptor.dates.format, &self.m.tz).map_err(|r| self.err(field, path, r))?;
-                let year = t.to_zoned_datetime(self.m.tz.clone()).year();
-                if !DOSSIER_YEARS.contains(&year) {
+                if !self.m.years.contains(&t) {
+                    let year = t.to_zoned_datetime(self.m.tz.clone()).year();
                     return Err(self.err(
                         field,
                         path,
@@ -188,7 +191,16 @@ impl Ctx<'_> {
 impl Mapper {
     pub fn new(descriptor: Descriptor) -> Self {
         let tz = descriptor.time_zone();
-        Self { descriptor, tz }
+        // New Year's midnight in the zone; where it falls in a gap or a fold, the first instant
+        // whose local year is the one named (`compatible` takes the later side of a gap and the
+        // earlier of a fold).
+        let new_year = |year: i16| {
+            tz.to_ambiguous_timestamp(jiff::civil::date(year, 1, 1).at(0, 0, 0, 0))
+                .compatible()
+                .expect("New Year's midnight of a year between 2000 and 2100 exists in every zone")
+        };
+        let years = new_year(*DOSSIER_YEARS.start())..new_year(DOSSIER_YEARS.end() + 1);
+        Self { descriptor, tz, years }
     }
 
     /// The record's native id, when it can be read at all (for quarantine rows of unmappable records).

@@ -90,10 +90,7 @@ pub fn incoming(
     now: Timestamp,
 ) -> Incoming {
     let text = text.unwrap_or_else(|| raw.to_string());
-    match mapper.map(source, raw) {
-        Ok(r) => Incoming::mapped(r, text, ctx, now),
-        Err(e) => Incoming::bad(mapper.native_id(raw), e.to_string(), text),
-    }
+    remapped(mapper, source, raw, text).prepared(ctx, now)
 }
 
 /// [`incoming`] for a stored payload mapped again (a re-sync re-merging its cases): nearly always

@@ -209,11 +209,16 @@ impl Incoming {
     /// A record that mapped, and its payload as received.
     /// `now`: when it is prepared (a case of its own is reckoned as of then).
     pub fn mapped(record: SourceRecord, raw_text: String, ctx: &MergeCtx, now: Timestamp) -> Incoming {
-        let incoming = Incoming::remapped(record, raw_text);
-        if let Incoming::Mapped(p) = &incoming {
+        Incoming::remapped(record, raw_text).prepared(ctx, now)
+    }
+
+    /// A mapped record with its case on its own prepared now (on the caller's thread, not the
+    /// writer's); anything else as it is.
+    pub fn prepared(self, ctx: &MergeCtx, now: Timestamp) -> Incoming {
+        if let Incoming::Mapped(p) = &self {
             p.solo(ctx, now);
         }
-        incoming
+        self
     }
 
     /// A stored payload that mapped again: its case on its own is prepared by the writer, only if
